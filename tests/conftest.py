@@ -1,0 +1,49 @@
+"""Shared fixtures: the leak guard that every test runs under."""
+
+import gc
+import os
+import sys
+import threading
+
+import pytest
+
+#: The one generous timeout of the suite: it only costs time when a test fails.
+TIMEOUT = 10.0
+
+_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
+def _open_fds():
+    fds = {}
+    for name in os.listdir(_FD_DIR):
+        try:
+            fds[int(name)] = os.readlink(os.path.join(_FD_DIR, name))
+        except OSError:
+            pass        # the descriptor listdir itself used, now closed
+    return fds
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request):
+    """Fail a test that leaves a thread or a file descriptor behind."""
+    threads_before = set(threading.enumerate())
+    fds_before = _open_fds()
+    yield
+    gc.collect()     # an unreferenced socket closes here, with its ResourceWarning
+    threads = [t for t in threading.enumerate()
+               if t not in threads_before and t.is_alive()]
+    fds = {fd: target for fd, target in _open_fds().items()
+           if fds_before.get(fd) != target}
+    problems = []
+    if threads:
+        problems.append("threads left running: %s" % ", ".join(t.name for t in threads))
+    if fds:
+        problems.append("file descriptors left open: %s" % ", ".join(
+            "%d -> %s" % item for item in sorted(fds.items())))
+    if problems:
+        pytest.fail("%s leaked %s" % (request.node.nodeid, "; ".join(problems)),
+                    pytrace=False)
+
+
+def pytest_report_header(config):
+    return "testservers under Python %s" % sys.version.split()[0]

@@ -1,0 +1,33 @@
+"""Real socket servers for test suites, from the standard library alone.
+
+Every class binds in its constructor (port 0 allowed, the real port in
+``port``), serves on a background thread after ``start()``, sets ``ready``
+as the service loop begins, and ``stop()`` returns at once, releases every
+thread, socket and file, and raises what the handlers raised::
+
+    server = TestTCPServer(("127.0.0.1", 0), handler)
+    server.start()
+    ...
+    server.stop()
+
+The public API is exactly ``__all__``; the modules behind it are private.
+"""
+
+from ._records import Connection, Datagram
+from ._base import STOP_TIMEOUT
+from ._records import WAIT_TIMEOUT
+from ._stream import TestTCPServer, TestUnixStreamServer
+from ._datagram import TestUDPServer, TestUnixDatagramServer
+from ._tls import (CA_CERT_FILE, CERT_NOT_AFTER, SERVER_CERT_FILE,
+                   client_ssl_context, server_ssl_context)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TestTCPServer", "TestUnixStreamServer",
+    "TestUDPServer", "TestUnixDatagramServer",
+    "Connection", "Datagram",
+    "STOP_TIMEOUT", "WAIT_TIMEOUT",
+    "CA_CERT_FILE", "SERVER_CERT_FILE", "CERT_NOT_AFTER",
+    "server_ssl_context", "client_ssl_context",
+]

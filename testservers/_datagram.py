@@ -1,0 +1,120 @@
+"""Datagram servers: one reader, in arrival order, with a deep buffer.
+
+Datagrams are handled one at a time on the service thread.  A thread per
+datagram (socketserver's ThreadingUDPServer) falls behind a burst and the
+kernel drops what no longer fits; a single reader that drains the socket
+each time it is readable, behind a receive buffer raised towards
+``net.core.rmem_max``, keeps up with a burst of 10,000 and keeps order.
+"""
+
+import errno
+import socket
+import socketserver
+
+from ._base import _BaseServer, _log
+from ._records import Datagram
+
+__all__ = ["TestUDPServer", "TestUnixDatagramServer"]
+
+#: The receive buffer a datagram server asks for; Linux caps it at
+#: ``net.core.rmem_max`` (4 MiB on the machines measured).
+RCVBUF_SIZE = 4 * 1024 * 1024
+
+#: The largest datagram read whole: UDP's 65,507-byte payload limit
+#: (RFC 768 and IPv4's 16-bit total length), and more for Unix sockets.
+MAX_UDP_PAYLOAD = 65535
+MAX_UNIX_DATAGRAM = 262144
+
+_ICMP_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                errno.EHOSTDOWN, errno.ECONNRESET}
+
+
+class _DelegatingDatagramHandler(socketserver.DatagramRequestHandler):
+    """Call ``server._handler(self)``; send back only what it wrote."""
+
+    def handle(self):
+        self.server._handler(self)
+
+    def finish(self):
+        data = self.wfile.getvalue()
+        if data and self.client_address:
+            try:
+                self.socket.sendto(data, self.client_address)
+            except OSError as exc:
+                # The sender may be gone (ICMP unreachable, a closed Unix
+                # socket, a full queue): a reply nobody reads is no error.
+                _log.debug("%r: reply to %r failed: %r",
+                           self.server, self.client_address, exc)
+
+
+class TestUDPServer(_BaseServer):
+    """A UDP server that hands each datagram to a handler, in order.
+
+    ``TestUDPServer(listen_addr=None, handler=None, poll_interval=0.5)``
+
+    *handler* is called on the service thread with a
+    :class:`socketserver.DatagramRequestHandler` whose ``packet`` is the
+    datagram; what it writes to ``wfile`` is sent back to the sender.  It
+    may also be a :class:`socketserver.BaseRequestHandler` subclass.  Every
+    datagram is recorded as a :class:`Datagram`, with or without a handler.
+
+    Methods: :meth:`start`, :meth:`stop`, :meth:`restart`,
+    :meth:`wait_datagrams`, :meth:`wait_for`, :meth:`take_errors`,
+    :meth:`clear_records`.  Attributes: ``port``, ``server_address``,
+    ``ready``, ``datagrams``, ``errors``.
+    """
+
+    socket_type = socket.SOCK_DGRAM
+    max_packet_size = MAX_UDP_PAYLOAD
+
+    def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
+        super().__init__(listen_addr, handler, poll_interval)
+        self._buffer = bytearray(self.max_packet_size)
+
+    def _configure_socket(self, sock):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_SIZE)
+        except OSError:
+            pass
+
+    def _on_readable(self, sock):
+        view = memoryview(self._buffer)
+        while not self._stopping:
+            try:
+                n, sender = sock.recvfrom_into(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _ICMP_ERRNOS:
+                    # An ICMP error about an earlier reply: the sender is gone.
+                    _log.debug("%r: recvfrom() failed: %r", self, exc)
+                    continue
+                raise
+            data = bytes(view[:n])
+            self._append_record("datagrams", Datagram(data, sender))
+            if self._handler is not None:
+                self._handle(data, sock, sender)
+
+    def _handle(self, data, sock, sender):
+        handler = self._handler
+        try:
+            if isinstance(handler, type) and issubclass(handler, socketserver.BaseRequestHandler):
+                handler((data, sock), sender, self)
+            else:
+                _DelegatingDatagramHandler((data, sock), sender, self)
+        except BaseException as exc:
+            self._record_error(exc)
+
+
+class TestUnixDatagramServer(TestUDPServer):
+    """:class:`TestUDPServer` on a Unix datagram socket.
+
+    *listen_addr* is a filesystem path; with ``None`` the server makes one
+    in a private temporary directory.  :meth:`stop` removes the socket
+    file (and that directory).  Senders that did not bind their socket
+    have no address, so nothing can be sent back to them.
+    """
+
+    address_family = getattr(socket, "AF_UNIX", None)
+    unix_only = True
+    max_packet_size = MAX_UNIX_DATAGRAM

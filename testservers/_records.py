@@ -1,0 +1,245 @@
+"""What the servers received, and how a test waits for it.
+
+Every server keeps thread-safe records of what arrived (connections,
+datagrams, and in the protocol servers messages and requests) and of the
+exceptions its handlers raised.  The ``wait_...`` helpers block on one
+condition variable that every new record and every error notifies, so a
+waiting test wakes as soon as its condition holds, and at once when a
+handler fails.
+"""
+
+import threading
+import time
+
+__all__ = ["Connection", "Datagram"]
+
+#: How long a ``wait_...`` helper waits when its caller gives no timeout.
+WAIT_TIMEOUT = 10.0
+
+#: How many records of each kind a server keeps before it refuses more.
+MAX_RECORDS = 100000
+
+_RECHECK = 0.05     # wait_for() re-evaluates a predicate at least this often
+
+
+class Connection:
+    """One accepted stream connection, as the server saw it.
+
+    ``id`` counts from 1 in accept order; ``peer`` is the client address;
+    ``opened`` and ``closed`` are :func:`time.monotonic` times (``closed``
+    is ``None`` while the connection is open); ``bytes_received`` and
+    ``bytes_sent`` count payload bytes through the socket (decrypted bytes
+    under TLS); ``closed_by`` is ``"client"`` when the peer ended the
+    stream first, ``"server"`` otherwise; ``reset`` tells whether the peer
+    reset the connection; ``tls`` whether TLS was in use.  ``data`` holds
+    the bytes received, for the servers that record them (TCP and Unix
+    stream), and is ``None`` for the others.
+    """
+
+    def __init__(self, id, peer, record_data=False):
+        self.id = id
+        self.peer = peer
+        self.opened = time.monotonic()
+        self.closed = None
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.closed_by = None
+        self.reset = False
+        self.tls = False
+        self._data = bytearray() if record_data else None
+
+    @property
+    def data(self):
+        """The bytes received so far, or ``None`` when not recorded."""
+        return None if self._data is None else bytes(self._data)
+
+    def __repr__(self):
+        state = "open" if self.closed is None else "closed by %s" % self.closed_by
+        return "<Connection %d from %r, %s, %d bytes in, %d out>" % (
+            self.id, self.peer, state, self.bytes_received, self.bytes_sent)
+
+
+class Datagram:
+    """One received datagram: ``data`` (bytes), ``sender``, ``received``.
+
+    ``received`` is a :func:`time.monotonic` time.  ``sender`` is the
+    source address as :meth:`socket.socket.recvfrom` returned it (``None``
+    or an empty string for an unbound Unix datagram socket).
+    """
+
+    __slots__ = ("data", "sender", "received")
+
+    def __init__(self, data, sender):
+        self.data = data
+        self.sender = sender
+        self.received = time.monotonic()
+
+    def __repr__(self):
+        return "<Datagram %r from %r>" % (self.data[:60], self.sender)
+
+
+def _add_note(exc, note):
+    # PEP 678 notes: printed by 3.11+ tracebacks and by pytest on every
+    # version; on older versions the attribute is still there to read.
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:
+        exc.__notes__ = list(getattr(exc, "__notes__", ())) + [note]
+
+
+class _Recorder:
+    """The record store and error list that every server mixes in."""
+
+    max_records = MAX_RECORDS
+
+    def _init_records(self):
+        self._cond = threading.Condition(threading.RLock())
+        self._errors = []
+        self._unreported = 0   # how many errors at the end of _errors are unraised
+        self._records = {}
+        self._overflowed = set()
+
+    # -- records ---------------------------------------------------------
+
+    def _append_record(self, kind, record):
+        """Store *record* under *kind* and wake the waiters."""
+        with self._cond:
+            items = self._records.setdefault(kind, [])
+            if len(items) >= self.max_records:
+                if kind not in self._overflowed:
+                    self._overflowed.add(kind)
+                    self._errors.append(OverflowError(
+                        "%r kept %d %s records, its max_records; later ones "
+                        "were dropped (raise max_records or call "
+                        "clear_records())" % (self, len(items), kind)))
+                    self._unreported += 1
+                    self._cond.notify_all()
+                return False
+            items.append(record)
+            self._cond.notify_all()
+            return True
+
+    def _notify(self):
+        with self._cond:
+            self._cond.notify_all()
+
+    def _snapshot(self, kind):
+        with self._cond:
+            return list(self._records.get(kind, ()))
+
+    @property
+    def connections(self):
+        """A list of the :class:`Connection` records, oldest first."""
+        return self._snapshot("connections")
+
+    @property
+    def datagrams(self):
+        """A list of the :class:`Datagram` records, oldest first."""
+        return self._snapshot("datagrams")
+
+    def clear_records(self):
+        """Forget every record (not the errors)."""
+        with self._cond:
+            self._records.clear()
+            self._overflowed.clear()
+
+    def _summary(self):
+        """Say briefly what arrived, for the message of a failed wait."""
+        with self._cond:
+            parts = []
+            for kind, items in sorted(self._records.items()):
+                text = "%d %s" % (len(items), kind)
+                if items:
+                    text += " (last: %r)" % (items[-1],)
+                parts.append(text)
+        return ", ".join(parts) or "nothing"
+
+    # -- waiting ----------------------------------------------------------
+
+    def wait_for(self, predicate, timeout=None, what="the condition"):
+        """Block until ``predicate()`` returns a true value, and return it.
+
+        The predicate runs with the records locked, each time a record or
+        an error arrives (and at least every 50 ms, for predicates that look
+        at other state).  A handler error recorded meanwhile is raised at
+        once.  After *timeout* seconds (default :data:`WAIT_TIMEOUT`)
+        :exc:`TimeoutError` is raised, naming *what* was awaited and what
+        arrived instead.
+        """
+        if timeout is None:
+            timeout = WAIT_TIMEOUT
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._raise_unreported()
+                result = predicate()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        "%r: waited %.3g s for %s; received %s"
+                        % (self, timeout, what, self._summary()))
+                self._cond.wait(min(remaining, _RECHECK))
+
+    def _wait_count(self, kind, count, timeout, accept=None):
+        def enough():
+            items = self._records.get(kind, ())
+            if accept is not None:
+                items = [item for item in items if accept(item)]
+            return list(items) if len(items) >= count else None
+        label = kind if accept is None else "closed " + kind
+        return self.wait_for(enough, timeout, "%d %s" % (count, label))
+
+    def wait_connections(self, count=1, timeout=None, closed=False):
+        """Wait until *count* connections were accepted; return them all.
+
+        With *closed* true, wait until *count* of them have also closed,
+        so their ``data`` is complete, and return only the closed ones.
+        """
+        accept = (lambda c: c.closed is not None) if closed else None
+        return self._wait_count("connections", count, timeout, accept)
+
+    def wait_datagrams(self, count=1, timeout=None):
+        """Wait until *count* datagrams arrived; return them all."""
+        return self._wait_count("datagrams", count, timeout)
+
+    # -- errors -----------------------------------------------------------
+
+    def _record_error(self, exc):
+        with self._cond:
+            self._errors.append(exc)
+            self._unreported += 1
+            self._cond.notify_all()
+
+    @property
+    def errors(self):
+        """A list of the exceptions raised in handlers, oldest first."""
+        with self._cond:
+            return list(self._errors)
+
+    def take_errors(self):
+        """Return the recorded handler errors and forget them.
+
+        A test that provokes errors on purpose takes them, checks them, and
+        then :meth:`stop` does not raise them.
+        """
+        with self._cond:
+            errors, self._errors = self._errors, []
+            self._unreported = 0
+            return errors
+
+    def _raise_unreported(self):
+        """Raise the oldest error not raised before, noting any others."""
+        with self._cond:
+            if not self._unreported:
+                return
+            pending = self._errors[-self._unreported:]
+            self._unreported = 0
+        first = pending[0]
+        note = "raised in a handler of %r" % (self,)
+        if len(pending) > 1:
+            note += "; %d more handler errors followed: %s (see .errors)" % (
+                len(pending) - 1, ", ".join(repr(e) for e in pending[1:4]))
+        _add_note(first, note)
+        raise first

@@ -1,0 +1,246 @@
+"""Stream servers: a thread per connection, optional TLS.
+
+:class:`_StreamServer` accepts on the service thread and runs each
+connection on a thread of its own, through a socket that counts (and for
+the raw TCP servers, records) what passes.  :class:`TestTCPServer` and
+:class:`TestUnixStreamServer` hand each connection to a
+:class:`socketserver.StreamRequestHandler`, as CPython's test_logging does.
+"""
+
+import errno
+import os
+import socket
+import socketserver
+import time
+
+try:
+    import ssl
+except ImportError:         # a Python built without OpenSSL
+    ssl = None
+
+from ._base import _BaseServer, _is_disconnect, _log
+from ._records import Connection
+
+__all__ = ["TestTCPServer", "TestUnixStreamServer"]
+
+#: How long a client may take to complete a TLS handshake.
+HANDSHAKE_TIMEOUT = 10.0
+
+# accept() errors that mean "try again later", not "the server is broken".
+_TRANSIENT_ACCEPT = {errno.ECONNABORTED, errno.EPROTO, errno.EMFILE,
+                     errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class _Counting:
+    """Count (and maybe record) the bytes a socket carries.
+
+    Mixed into a :class:`socket.socket` or :class:`ssl.SSLSocket` subclass,
+    so handlers keep a real socket (``isinstance`` holds, ``makefile``
+    works) while every byte through ``recv``/``send`` lands on the
+    connection's :class:`Connection` record.
+    """
+
+    _record = None
+
+    def _got(self, data):
+        record = self._record
+        if record is not None:
+            if data:
+                record.bytes_received += len(data)
+                if record._data is not None:
+                    record._data += data
+            elif record.closed_by is None:
+                record.closed_by = "client"     # EOF: the peer ended first
+
+    def recv(self, bufsize, flags=0):
+        data = self._checked(super().recv, bufsize, flags)
+        if not flags & socket.MSG_PEEK and bufsize:
+            self._got(data)
+        return data
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        n = self._checked(super().recv_into, buffer, nbytes, flags)
+        if not flags & socket.MSG_PEEK and (nbytes or len(buffer)):
+            self._got(bytes(memoryview(buffer)[:n]))
+        return n
+
+    def send(self, data, flags=0):
+        n = self._checked(super().send, data, flags)
+        if self._record is not None:
+            self._record.bytes_sent += n
+        return n
+
+    def _checked(self, method, *args):
+        try:
+            return method(*args)
+        except ConnectionResetError:
+            if self._record is not None and self._record.closed_by is None:
+                self._record.closed_by = "client"
+                self._record.reset = True
+            raise
+
+
+class _CountingSocket(_Counting, socket.socket):
+    __slots__ = ("_record",)
+
+    def sendall(self, data, flags=0):
+        # socket.socket.sendall is C code and does not call send().
+        self._checked(super().sendall, data, flags)
+        if self._record is not None:
+            self._record.bytes_sent += memoryview(data).nbytes
+
+
+if ssl is not None:
+    class _CountingSSLSocket(_Counting, ssl.SSLSocket):
+        # SSLSocket.sendall loops over send(), which counts already.
+        pass
+
+
+class _StreamServer(_BaseServer):
+    """A stream server: subclasses implement ``_serve_connection``."""
+
+    record_data = False     # keep the received bytes on Connection.data
+
+    def __init__(self, listen_addr=None, handler=None, poll_interval=0.5,
+                 *, sslctx=None, tls=False):
+        if tls and sslctx is None:
+            from ._tls import server_ssl_context
+            sslctx = server_ssl_context()
+        self.sslctx = sslctx
+        super().__init__(listen_addr, handler, poll_interval)
+
+    def _on_readable(self, listener):
+        for _ in range(64):        # a burst, then let the loop look around
+            try:
+                conn, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _TRANSIENT_ACCEPT:
+                    _log.debug("%r: accept() failed: %r", self, exc)
+                    return
+                raise
+            self._accepted(conn, peer)
+
+    def _accepted(self, conn, peer):
+        sock = _CountingSocket(conn.family, conn.type, conn.proto, fileno=conn.detach())
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Headers and body in separate writes must not wait ~40 ms for
+            # the client's delayed ACK (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if os.name == "posix":
+                # Lets a restart re-bind while this connection is in TIME_WAIT.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._spawn_connection(sock, peer, self._connection)
+
+    def _connection(self, sock, peer, conn_id):
+        record = Connection(conn_id, peer, self.record_data)
+        sock._record = record
+        self._append_record("connections", record)
+        try:
+            if self.sslctx is not None:
+                tls = self._handshake(sock, conn_id, record)
+                if tls is None:
+                    return
+                sock = tls
+            self._serve_connection(sock, peer, record)
+        finally:
+            if record.closed_by is None:
+                record.closed_by = "server"
+            if sock.fileno() >= 0 and not self._stopping:
+                try:
+                    sock.shutdown(socket.SHUT_WR)   # a FIN before close
+                except OSError:
+                    pass
+            sock.close()
+            record.closed = time.monotonic()
+            self._notify()
+
+    def _handshake(self, sock, conn_id, record):
+        """Wrap *sock* in server-side TLS; return None if the client failed."""
+        kwargs = dict(sock=sock, server_side=True, do_handshake_on_connect=False,
+                      suppress_ragged_eofs=True, context=self.sslctx)
+        try:
+            tls = _CountingSSLSocket._create(**kwargs)
+        except (AttributeError, TypeError):     # no private _create(): no counting
+            tls = self.sslctx.wrap_socket(sock, server_side=True,
+                                          do_handshake_on_connect=False)
+        tls._record = record
+        record.tls = True
+        with self._cond:     # stop() must shut down the socket that is in use
+            if conn_id in self._live:
+                self._live[conn_id] = (tls, self._live[conn_id][1])
+        try:
+            tls.settimeout(HANDSHAKE_TIMEOUT)
+            tls.do_handshake()
+            tls.settimeout(None)
+        except (ssl.SSLError, OSError) as exc:
+            # The client gave up or spoke plain text: its own error tells the
+            # test; it is not a handler error.
+            _log.debug("%r: TLS handshake with %r failed: %r", self, record.peer, exc)
+            tls.close()
+            return None
+        return tls
+
+    def _serve_connection(self, sock, peer, record):
+        raise NotImplementedError
+
+
+class _DelegatingStreamHandler(socketserver.StreamRequestHandler):
+    """Call ``server._handler(self)`` from ``handle()``."""
+
+    def handle(self):
+        self.server._handler(self)
+
+    def finish(self):
+        try:
+            super().finish()
+        except OSError as exc:
+            if not _is_disconnect(exc):
+                raise
+
+
+class TestTCPServer(_StreamServer):
+    """A TCP server that hands each connection to a handler on its own thread.
+
+    ``TestTCPServer(listen_addr=None, handler=None, poll_interval=0.5, *,
+    sslctx=None, tls=False)``
+
+    *handler* is called with a :class:`socketserver.StreamRequestHandler`
+    (``connection``, ``rfile``, ``wfile``, ``client_address``, ``server``)
+    for every connection; it may also be a
+    :class:`socketserver.BaseRequestHandler` subclass.  With ``None`` the
+    server reads each connection to its end and records the bytes on its
+    :class:`Connection`.  *sslctx* wraps connections in TLS; ``tls=True``
+    does so with the bundled test certificate.
+
+    Methods: :meth:`start`, :meth:`stop`, :meth:`restart`,
+    :meth:`wait_connections`, :meth:`wait_for`, :meth:`take_errors`,
+    :meth:`clear_records`.  Attributes: ``port``, ``server_address``,
+    ``ready``, ``connections``, ``errors``.
+    """
+
+    record_data = True
+
+    def _serve_connection(self, sock, peer, record):
+        handler = self._handler
+        if handler is None:
+            while sock.recv(65536):
+                pass
+        elif isinstance(handler, type) and issubclass(handler, socketserver.BaseRequestHandler):
+            handler(sock, peer, self)
+        else:
+            _DelegatingStreamHandler(sock, peer, self)
+
+
+class TestUnixStreamServer(TestTCPServer):
+    """:class:`TestTCPServer` on a Unix stream socket.
+
+    *listen_addr* is a filesystem path; with ``None`` the server makes one
+    in a private temporary directory.  :meth:`stop` removes the socket
+    file (and that directory).  ``port`` is ``None``; ``server_address``
+    is the path.
+    """
+
+    address_family = getattr(socket, "AF_UNIX", None)
+    unix_only = True

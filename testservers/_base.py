@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 
+from ._faults import _FaultsMixin
 from ._records import _Recorder
 
 __all__ = []
@@ -49,7 +50,7 @@ def _is_ip_literal(host, family):
     return True
 
 
-class _BaseServer(_Recorder):
+class _BaseServer(_FaultsMixin, _Recorder):
     """The lifecycle shared by every server class.
 
     Subclasses set ``socket_type`` and implement ``_on_readable(sock)``,
@@ -63,6 +64,7 @@ class _BaseServer(_Recorder):
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
         self._init_records()
+        self._init_faults()
         self._handler = handler
         # Accepted for the test_logging signature; the loop never polls, so
         # the value changes nothing (stop() wakes the loop at once).
@@ -128,6 +130,7 @@ class _BaseServer(_Recorder):
             if reuse and os.name == "posix" and self.family != socket.AF_UNIX:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._configure_socket(sock)
+            self._unlink_own_path()
             sock.bind(self._bind_addr)
             if self.socket_type == socket.SOCK_STREAM:
                 sock.listen(self.request_queue_size)
@@ -155,12 +158,16 @@ class _BaseServer(_Recorder):
     def _configure_socket(self, sock):
         """Set options on a new listening socket before it binds."""
 
-    def _close_listener(self):
+    def _close_listener(self, unlink=True):
         if self.socket is not None:
             self.socket.close()
             self.socket = None
-        path = self._bind_addr if self.family == socket.AF_UNIX else None
+        if unlink:
+            self._unlink_own_path()
+
+    def _unlink_own_path(self):
         if self._unix_inode is not None:
+            path = self._bind_addr
             try:
                 st = os.stat(path)
                 # Remove only our own socket, not a file someone put there since.
@@ -199,11 +206,12 @@ class _BaseServer(_Recorder):
         with self._lifecycle:
             if self._thread is not None:
                 raise RuntimeError("%r is already started; stop() it first" % self)
-            if self.socket is None:
-                if self._tmpdir is not None:
-                    os.makedirs(self._tmpdir, mode=0o700, exist_ok=True)
+            if self._tmpdir is not None:
+                os.makedirs(self._tmpdir, mode=0o700, exist_ok=True)
+            if self.socket is None and not self._faults.refusing:
                 self._bind(reuse=True)
             self._stopping = False
+            self._halt.clear()
             self._wake = wake = socket.socketpair()
             for s in wake:
                 s.setblocking(False)
@@ -219,7 +227,8 @@ class _BaseServer(_Recorder):
         sel = selectors.DefaultSelector()
         try:
             sel.register(wake[0], selectors.EVENT_READ)
-            sel.register(self.socket, selectors.EVENT_READ)
+            if self.socket is not None:
+                sel.register(self.socket, selectors.EVENT_READ)
             self.ready.set()
             while not self._stopping:
                 for key, _ in sel.select(self._next_timeout()):
@@ -271,6 +280,49 @@ class _BaseServer(_Recorder):
     def _on_readable(self, sock):
         raise NotImplementedError
 
+    def _in_loop(self, func):
+        """Run ``func(selector)`` on the service thread and wait for it.
+
+        When the server is not serving, run ``func(None)`` here instead.
+        Exceptions propagate to the caller.
+        """
+        with self._lifecycle:
+            thread = self._thread
+            if thread is None:
+                return func(None)
+            if thread is threading.current_thread():     # from a datagram handler
+                self._call_soon(func)
+                return None
+            done = threading.Event()
+            outcome = []
+
+            def task(sel):
+                try:
+                    outcome.append((True, func(sel)))
+                except BaseException as exc:
+                    outcome.append((False, exc))
+                finally:
+                    done.set()
+            self._call_soon(task)
+            if not done.wait(STOP_TIMEOUT):
+                raise TimeoutError("%r: the service loop did not answer" % self)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _stop_listening(self, sel):
+        if self.socket is not None:
+            if sel is not None:
+                sel.unregister(self.socket)
+            self._close_listener(unlink=False)
+
+    def _start_listening(self, sel):
+        # Not serving (sel is None): start() binds when it is called.
+        if sel is not None and self.socket is None:
+            self._bind(reuse=True)
+            sel.register(self.socket, selectors.EVENT_READ)
+
     def stop(self, timeout=None):
         """Stop serving, release everything, and report what went wrong.
 
@@ -282,6 +334,7 @@ class _BaseServer(_Recorder):
         """
         deadline = time.monotonic() + (STOP_TIMEOUT if timeout is None else timeout)
         me = threading.current_thread()
+        self._halt.set()        # cut fault delays short
         with self._lifecycle:
             self._stopping = True
             thread, self._thread = self._thread, None

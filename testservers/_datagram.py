@@ -91,6 +91,12 @@ class TestUDPServer(_BaseServer):
                     continue
                 raise
             data = bytes(view[:n])
+            if self._faults.drop_datagrams > 0:
+                self._faults.drop_datagrams -= 1
+                with self._cond:
+                    self.dropped_datagrams.append(Datagram(data, sender))
+                    self._cond.notify_all()
+                continue
             self._append_record("datagrams", Datagram(data, sender))
             if self._handler is not None:
                 self._handle(data, sock, sender)

@@ -31,7 +31,9 @@ class Connection:
     ``bytes_sent`` count payload bytes through the socket (decrypted bytes
     under TLS); ``closed_by`` is ``"client"`` when the peer ended the
     stream first, ``"server"`` otherwise; ``reset`` tells whether the peer
-    reset the connection; ``tls`` whether TLS was in use.  ``data`` holds
+    reset the connection; ``tls`` whether TLS was in use; ``fault`` names
+    the fault that hit it (``"garbage"``, ``"hang_up"``, ``"drop"``,
+    ``"reset"``), or is ``None``.  ``data`` holds
     the bytes received, for the servers that record them (TCP and Unix
     stream), and is ``None`` for the others.
     """
@@ -46,6 +48,7 @@ class Connection:
         self.closed_by = None
         self.reset = False
         self.tls = False
+        self.fault = None
         self._data = bytearray() if record_data else None
 
     @property

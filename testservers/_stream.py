@@ -41,9 +41,13 @@ class _Counting:
     """
 
     _record = None
+    _server = None          # whose faults apply (delay, drip, drop)
+    _owes_delay = True      # a reply is due: delay(reply=...) applies
+    _dropped = False        # drop(reset=True) hit this connection
 
     def _got(self, data):
         record = self._record
+        self._owes_delay = True
         if record is not None:
             if data:
                 record.bytes_received += len(data)
@@ -65,10 +69,32 @@ class _Counting:
         return n
 
     def send(self, data, flags=0):
+        chunk = self._before_send()
+        if chunk:
+            data = memoryview(data)[:chunk]
         n = self._checked(super().send, data, flags)
         if self._record is not None:
             self._record.bytes_sent += n
         return n
+
+    def _before_send(self):
+        """Apply the send-side faults; return the drip chunk size, if any."""
+        if self._dropped:
+            raise ConnectionAbortedError("testservers: connection dropped by a fault")
+        server = self._server
+        if server is None:
+            return None
+        faults = server._faults
+        if self._owes_delay:
+            self._owes_delay = False
+            server._fault_wait(faults.reply_delay)
+        if faults.drip is not None:
+            chunk, interval = faults.drip
+            server._fault_wait(interval)
+            if server._halt.is_set():
+                raise ConnectionAbortedError("testservers: the server stopped")
+            return chunk
+        return None
 
     def _checked(self, method, *args):
         try:
@@ -85,9 +111,20 @@ class _CountingSocket(_Counting, socket.socket):
 
     def sendall(self, data, flags=0):
         # socket.socket.sendall is C code and does not call send().
-        self._checked(super().sendall, data, flags)
+        view = memoryview(data).cast("B")
+        chunk = self._before_send()
+        if chunk:
+            for start in range(0, len(view), chunk):
+                if start:
+                    self._before_send()
+                piece = view[start:start + chunk]
+                self._checked(super().sendall, piece, flags)
+                if self._record is not None:
+                    self._record.bytes_sent += len(piece)
+            return
+        self._checked(super().sendall, view, flags)
         if self._record is not None:
-            self._record.bytes_sent += memoryview(data).nbytes
+            self._record.bytes_sent += len(view)
 
 
 if ssl is not None:
@@ -100,6 +137,7 @@ class _StreamServer(_BaseServer):
     """A stream server: subclasses implement ``_serve_connection``."""
 
     record_data = False     # keep the received bytes on Connection.data
+    client_speaks_first = False     # garbage() and hang_up() read a request first
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5,
                  *, sslctx=None, tls=False):
@@ -136,18 +174,21 @@ class _StreamServer(_BaseServer):
     def _connection(self, sock, peer, conn_id):
         record = Connection(conn_id, peer, self.record_data)
         sock._record = record
+        sock._server = self
         self._append_record("connections", record)
         try:
+            self._fault_wait(self._faults.accept_delay)
             if self.sslctx is not None:
                 tls = self._handshake(sock, conn_id, record)
                 if tls is None:
                     return
                 sock = tls
-            self._serve_connection(sock, peer, record)
+            if not self._faulty_reply(sock, record):
+                self._serve_connection(sock, peer, record)
         finally:
             if record.closed_by is None:
                 record.closed_by = "server"
-            if sock.fileno() >= 0 and not self._stopping:
+            if sock.fileno() >= 0 and not self._stopping and not sock._dropped:
                 try:
                     sock.shutdown(socket.SHUT_WR)   # a FIN before close
                 except OSError:
@@ -166,6 +207,7 @@ class _StreamServer(_BaseServer):
             tls = self.sslctx.wrap_socket(sock, server_side=True,
                                           do_handshake_on_connect=False)
         tls._record = record
+        tls._server = self
         record.tls = True
         with self._cond:     # stop() must shut down the socket that is in use
             if conn_id in self._live:
@@ -184,6 +226,21 @@ class _StreamServer(_BaseServer):
 
     def _serve_connection(self, sock, peer, record):
         raise NotImplementedError
+
+    def _faulty_reply(self, sock, record):
+        """Answer with garbage or hang up, if such a fault is on."""
+        faults = self._faults
+        garbage = faults.garbage
+        if garbage is None and not faults.hang_up:
+            return False
+        record.fault = "garbage" if garbage is not None else "hang_up"
+        if self.client_speaks_first:
+            sock.settimeout(HANDSHAKE_TIMEOUT)
+            sock.recv(65536)                    # the request, unanswered
+        if garbage is not None:
+            sock.sendall(garbage)
+        record.closed_by = "server"
+        return True
 
 
 class _DelegatingStreamHandler(socketserver.StreamRequestHandler):

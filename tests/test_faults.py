@@ -1,0 +1,228 @@
+"""Named faults against real clients: refuse, drop, reset, delay, drip,
+garbage, hang-up, dropped datagrams and restart."""
+
+import logging
+import logging.handlers
+import pickle
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+import testservers
+from conftest import TIMEOUT
+
+HAS_UNIX = hasattr(socket, "AF_UNIX")
+
+
+def connect(server):
+    return socket.create_connection(("127.0.0.1", server.port), TIMEOUT)
+
+
+def echo_lines(request):
+    for line in request.rfile:
+        request.wfile.write(line)
+
+
+@pytest.fixture
+def logger(request):
+    log = logging.getLogger("testservers.faults." + request.node.name)
+    log.propagate = False
+    yield log
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+
+
+def test_refuse_then_accept_again_on_same_port():
+    with testservers.TestTCPServer(None, echo_lines) as server:
+        port = server.port
+        with connect(server) as kept:
+            with server.refuse() as fault:
+                assert fault.name == "refuse"
+                with pytest.raises(ConnectionRefusedError):
+                    connect(server)
+                kept.sendall(b"still here\n")       # open connections carry on
+                assert kept.recv(100) == b"still here\n"
+        with connect(server) as c:
+            c.sendall(b"back\n")
+            assert c.recv(100) == b"back\n"
+        assert server.port == port
+
+
+@pytest.mark.skipif(not HAS_UNIX, reason="needs Unix sockets")
+def test_refuse_on_unix_path_gives_econnrefused(tmp_path):
+    path = str(tmp_path / "s")
+    with testservers.TestUnixStreamServer(path) as server:
+        fault = server.refuse()
+        with socket.socket(socket.AF_UNIX) as c:
+            with pytest.raises(ConnectionRefusedError):
+                c.connect(path)
+        fault.undo()
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(path)
+    assert not (tmp_path / "s").exists()
+
+
+def test_refuse_before_start_and_clear_faults():
+    server = testservers.TestTCPServer()
+    server.refuse()
+    with pytest.raises(ConnectionRefusedError):
+        connect(server)
+    server.start()
+    with pytest.raises(ConnectionRefusedError):
+        connect(server)
+    server.clear_faults()
+    connect(server).close()
+    server.stop()
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_drop_open_connections(reset):
+    with testservers.TestTCPServer(None, echo_lines) as server:
+        c = connect(server)
+        c.sendall(b"hi\n")
+        assert c.recv(10) == b"hi\n"
+        server.drop(reset=reset)
+        if reset:
+            with pytest.raises(ConnectionResetError):
+                c.recv(10)
+        else:
+            assert c.recv(10) == b""
+        c.close()
+        (conn,) = server.wait_connections(1, TIMEOUT, closed=True)
+        assert conn.fault == ("reset" if reset else "drop")
+        assert conn.closed_by == "server"
+    assert server.errors == []
+
+
+def read_pickles(request, out, handled):
+    conn = request.connection
+    while True:
+        head = conn.recv(4)
+        if len(head) < 4:
+            return
+        (size,) = struct.unpack(">L", head)
+        data = b""
+        while len(data) < size:
+            data += conn.recv(size - len(data))
+        out.append(pickle.loads(data)["msg"])
+        handled.release()
+
+
+def test_socket_handler_reconnects_after_refuse_and_drop(logger):
+    out, handled = [], threading.Semaphore(0)
+    with testservers.TestTCPServer(None, lambda r: read_pickles(r, out, handled)) as server:
+        handler = logging.handlers.SocketHandler("127.0.0.1", server.port)
+        handler.retryStart = 0.0        # retry at once instead of backing off
+        logger.addHandler(handler)
+        logger.error("one")
+        assert handled.acquire(timeout=TIMEOUT)
+        with server.refuse():
+            server.drop()
+            for i in range(10):         # writes to the dead socket are lost...
+                logger.error("lost %d" % i)
+                if handler.sock is None:
+                    break
+            logger.error("refused")     # ...and reconnecting is refused
+            assert handler.sock is None
+        logger.error("two")             # accepted again: the stream resumes
+        assert handled.acquire(timeout=TIMEOUT)
+        assert out == ["one", "two"]
+        assert len(server.connections) == 2
+        assert server.connections[0].fault == "drop"
+
+
+def test_delay_reply_and_accept():
+    with testservers.TestTCPServer(None, echo_lines) as server:
+        with server.delay(accept=0.1, reply=0.2):
+            with connect(server) as c:
+                started = time.monotonic()
+                c.sendall(b"slow\n")
+                assert c.recv(10) == b"slow\n"
+                assert time.monotonic() - started >= 0.2
+        with connect(server) as c:
+            c.sendall(b"fast\n")
+            assert c.recv(10) == b"fast\n"
+        with pytest.raises(ValueError):
+            server.delay(reply=-1)
+
+
+def test_stop_cuts_a_delay_short():
+    entered = threading.Event()
+
+    def handler(request):
+        entered.set()
+        request.wfile.write(b"never in time")
+
+    server = testservers.TestTCPServer(None, handler).start()
+    server.delay(reply=60)
+    c = connect(server)
+    assert entered.wait(TIMEOUT)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 5
+    c.close()
+
+
+def test_drip_sends_a_few_bytes_at_a_time():
+    with testservers.TestTCPServer(None, lambda r: r.wfile.write(b"abcdef")) as server:
+        server.drip(chunk=2, interval=0.01)
+        with connect(server) as c:
+            pieces = []
+            while True:
+                piece = c.recv(100)
+                if not piece:
+                    break
+                pieces.append(piece)
+        assert b"".join(pieces) == b"abcdef"
+        assert max(len(p) for p in pieces) <= 2
+        with pytest.raises(ValueError):
+            server.drip(chunk=0)
+
+
+def test_garbage_then_close():
+    with testservers.TestTCPServer(None, echo_lines) as server:
+        with server.garbage(b"\x00junk"):
+            with connect(server) as c:
+                assert c.recv(100) == b"\x00junk"
+                assert c.recv(100) == b""
+        (conn,) = server.wait_connections(1, TIMEOUT, closed=True)
+        assert conn.fault == "garbage"
+
+
+def test_hang_up_closes_with_no_reply():
+    with testservers.TestTCPServer(None, echo_lines) as server:
+        server.hang_up()
+        with connect(server) as c:
+            assert c.recv(100) == b""
+        server.clear_faults()
+        with connect(server) as c:
+            c.sendall(b"ok\n")
+            assert c.recv(10) == b"ok\n"
+
+
+def test_drop_datagrams_counted():
+    with testservers.TestUDPServer() as server:
+        server.drop_datagrams(2)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            for i in range(5):
+                c.sendto(b"%d" % i, server.server_address)
+        got = server.wait_datagrams(3, TIMEOUT)
+        assert [d.data for d in got] == [b"2", b"3", b"4"]
+        assert [d.data for d in server.dropped_datagrams] == [b"0", b"1"]
+        with pytest.raises(ValueError):
+            server.drop_datagrams(-1)
+
+
+def test_datagram_handler_loses_records_while_refused(logger):
+    with testservers.TestUDPServer() as server:
+        handler = logging.handlers.DatagramHandler("127.0.0.1", server.port)
+        logger.addHandler(handler)
+        with server.refuse():
+            logger.error("into the void")
+        logger.error("heard")
+        (d,) = server.wait_datagrams(1, TIMEOUT)
+        assert pickle.loads(d.data[4:])["msg"] == "heard"

@@ -14,6 +14,7 @@ The public API is exactly ``__all__``; the modules behind it are private.
 """
 
 from ._records import Connection, Datagram
+from ._faults import Fault
 from ._base import STOP_TIMEOUT
 from ._records import WAIT_TIMEOUT
 from ._stream import TestTCPServer, TestUnixStreamServer
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "TestTCPServer", "TestUnixStreamServer",
     "TestUDPServer", "TestUnixDatagramServer",
-    "Connection", "Datagram",
+    "Connection", "Datagram", "Fault",
     "STOP_TIMEOUT", "WAIT_TIMEOUT",
     "CA_CERT_FILE", "SERVER_CERT_FILE", "CERT_NOT_AFTER",
     "server_ssl_context", "client_ssl_context",

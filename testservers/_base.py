@@ -370,7 +370,18 @@ class _BaseServer(_FaultsMixin, _Recorder):
             raise TimeoutError("%r: stop() gave up after %.3g s; still alive: %s"
                                % (self, STOP_TIMEOUT if timeout is None else timeout,
                                   "; ".join(_where(t) for t in alive)))
-        self._raise_unreported()
+        self.raise_errors()
+
+    def start_for(self, testcase):
+        """Start serving for a :class:`unittest.TestCase`; return the server.
+
+        The stop is registered with ``testcase.addCleanup`` before the start,
+        so a failing ``setUp`` still cleans up, and a handler error fails the
+        test it happened in.  ``self.server = TestTCPServer(...).start_for(self)``
+        is the whole ``setUp`` line (``enterContext`` needs Python 3.11).
+        """
+        testcase.addCleanup(self.stop)
+        return self.start()
 
     def restart(self, timeout=None):
         """Stop, then start again on the same port (or path)."""

@@ -174,7 +174,7 @@ class _Recorder:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                self._raise_unreported()
+                self.raise_errors()
                 result = predicate()
                 if result:
                     return result
@@ -232,8 +232,14 @@ class _Recorder:
             self._unreported = 0
             return errors
 
-    def _raise_unreported(self):
-        """Raise the oldest error not raised before, noting any others."""
+    def raise_errors(self):
+        """Raise the oldest handler error not raised before, if any.
+
+        A note on the exception names the server and counts the errors
+        that followed it; all of them stay in :attr:`errors`.  :meth:`stop`
+        and the ``wait_...`` helpers call this; a test may call it at any
+        point to fail fast.
+        """
         with self._cond:
             if not self._unreported:
                 return

@@ -151,3 +151,56 @@ if HAS_UNIX:
     unix_dgram = DatagramKind("unix-datagram")
     unix_dgram.cls, unix_dgram.unix = testservers.TestUnixDatagramServer, True
     KINDS += [unix_stream, unix_dgram]
+
+# The protocol servers keep their rows in modules of their own.
+import kinds_smtp  # noqa: E402  (imports Kind from this module)
+KINDS += kinds_smtp.KINDS
+
+
+class HTTPKind(Kind):
+    """HTTP on TCP and Unix: the handler gets a BaseHTTPRequestHandler."""
+
+    def handler(self, body):
+        def handle(request):
+            if body is not None:
+                body(request)
+            reply = b"echo " + request.path.encode("ascii")
+            request.send_response(200)
+            request.send_header("Content-Length", str(len(reply)))
+            request.end_headers()
+            request.wfile.write(reply)
+        return handle
+
+    def roundtrip(self, server):
+        conn = server.http_connection(TIMEOUT)
+        try:
+            conn.request("GET", "/ping")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"echo /ping")
+        finally:
+            conn.close()
+
+    def trigger(self, server):
+        sock = self.connect(server)
+        sock.sendall(b"GET /go HTTP/1.1\r\nHost: test\r\n\r\n")
+        return sock
+
+    def block_in_read(self, server, entered):
+        """Leave the connection idle on keep-alive, the server reading it."""
+        sock = self.trigger(server)
+        reply = b""
+        while not reply.endswith(b"echo /go"):
+            data = sock.recv(4096)
+            assert data, "the server closed a keep-alive connection"
+            reply += data
+        entered.set()
+        return sock
+
+
+http_kind = HTTPKind("http")
+http_kind.cls = testservers.TestHTTPServer
+KINDS.append(http_kind)
+if HAS_UNIX:
+    unix_http = HTTPKind("unix-http")
+    unix_http.cls, unix_http.unix = testservers.TestUnixHTTPServer, True
+    KINDS.append(unix_http)

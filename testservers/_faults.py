@@ -113,11 +113,12 @@ class _FaultsMixin:
             try:
                 if reset:
                     # close() sends the RST (linger 0); until the handler thread
-                    # gets there, reads see EOF and writes fail.
+                    # gets there, reads see EOF and writes fail.  Mark it first:
+                    # the woken thread must not send a FIN on its way out.
+                    sock._dropped = True
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                     _LINGER_ZERO)
                     socket.socket.shutdown(sock, socket.SHUT_RD)
-                    sock._dropped = True
                 else:
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:

@@ -1,0 +1,3 @@
+"""Lifecycle rows for the SMTP servers (filled in with TestSMTPServer)."""
+
+KINDS = []

@@ -47,3 +47,6 @@ def no_leaks(request):
 
 def pytest_report_header(config):
     return "testservers under Python %s" % sys.version.split()[0]
+
+
+pytest_plugins = ["pytester"]

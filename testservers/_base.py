@@ -61,6 +61,7 @@ class _BaseServer(_FaultsMixin, _Recorder):
     address_family = socket.AF_INET   # for host names; literals decide alone
     socket_type = socket.SOCK_STREAM
     unix_only = False             # True for the Unix-socket classes
+    _reuse_on_first_bind = False  # process mode's restart sets it in its child
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
         self._init_records()
@@ -84,7 +85,7 @@ class _BaseServer(_FaultsMixin, _Recorder):
         self._unix_inode = None
         self.socket = None
         self.family, self._bind_addr = self._parse_address(listen_addr)
-        self._bind(reuse=False)
+        self._bind(reuse=self._reuse_on_first_bind)
 
     # -- addresses and binding -------------------------------------------
 
@@ -382,6 +383,17 @@ class _BaseServer(_FaultsMixin, _Recorder):
         """
         testcase.addCleanup(self.stop)
         return self.start()
+
+    @classmethod
+    def in_process(cls, *args, **kwargs):
+        """Build this server in a child process; return a proxy to it.
+
+        The arguments are the constructor's.  The proxy has the same
+        ``port``, ``ready``, :meth:`start`, :meth:`stop`, records and
+        methods; see :class:`testservers.ProcessServer`.
+        """
+        from ._process import ProcessServer
+        return ProcessServer(cls, *args, **kwargs)
 
     def restart(self, timeout=None):
         """Stop, then start again on the same port (or path)."""

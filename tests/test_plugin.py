@@ -18,15 +18,19 @@ def _entry_point_installed():
     return any(ep.value == "testservers.pytest_plugin" for ep in group)
 
 
+def plugin_args():
+    """Load the plugin by name unless its entry point is installed."""
+    return [] if _entry_point_installed() else ["-p", "testservers.pytest_plugin"]
+
+
 @pytest.fixture
 def run(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
     def run(source, *args):
         pytester.makepyfile(test_it=source)
-        plugin = [] if _entry_point_installed() else ["-p", "testservers.pytest_plugin"]
         return pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "-W", "error", *plugin, *args)
+            "-p", "no:cacheprovider", "-W", "error", *plugin_args(), *args)
     return run
 
 

@@ -1,0 +1,7 @@
+"""python -m testservers: see ``python -m testservers --help``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -109,9 +109,10 @@ def test_socket_handler_with_recording_server(logger):
     """handler=None: the server records the bytes; the test decodes them."""
     server = testservers.TestTCPServer()
     server.start()
-    logger.addHandler(socket_handler_for(server))
+    handler = socket_handler_for(server)
+    logger.addHandler(handler)
     logger.warning("recorded")
-    logger.handlers[0].close()
+    handler.close()
     (conn,) = server.wait_connections(1, TIMEOUT, closed=True)
     (length,) = struct.unpack(">L", conn.data[:4])
     assert pickle.loads(conn.data[4:4 + length])["msg"] == "recorded"

@@ -188,6 +188,8 @@ class _StreamServer(_BaseServer):
         finally:
             if record.closed_by is None:
                 record.closed_by = "server"
+            with self._cond:    # the socket in use: a STARTTLS may have swapped it
+                sock = self._live.get(conn_id, (sock,))[0]
             if sock.fileno() >= 0 and not self._stopping and not sock._dropped:
                 try:
                     sock.shutdown(socket.SHUT_WR)   # a FIN before close
@@ -197,15 +199,21 @@ class _StreamServer(_BaseServer):
             record.closed = time.monotonic()
             self._notify()
 
-    def _handshake(self, sock, conn_id, record):
-        """Wrap *sock* in server-side TLS; return None if the client failed."""
+    def _handshake(self, sock, conn_id, record, context=None):
+        """Wrap *sock* in server-side TLS with *context* (default ``sslctx``).
+
+        Return the TLS socket, which from then on is the connection's (stop()
+        shuts it down and the connection closes it), or None if the client
+        failed the handshake.  STARTTLS calls it in the middle of a session.
+        """
+        context = context or self.sslctx
         kwargs = dict(sock=sock, server_side=True, do_handshake_on_connect=False,
-                      suppress_ragged_eofs=True, context=self.sslctx)
+                      suppress_ragged_eofs=True, context=context)
         try:
             tls = _CountingSSLSocket._create(**kwargs)
         except (AttributeError, TypeError):     # no private _create(): no counting
-            tls = self.sslctx.wrap_socket(sock, server_side=True,
-                                          do_handshake_on_connect=False)
+            tls = context.wrap_socket(sock, server_side=True,
+                                      do_handshake_on_connect=False)
         tls._record = record
         tls._server = self
         record.tls = True

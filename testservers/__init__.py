@@ -19,6 +19,11 @@ from ._base import STOP_TIMEOUT
 from ._records import WAIT_TIMEOUT
 from ._stream import TestTCPServer, TestUnixStreamServer
 from ._datagram import TestUDPServer, TestUnixDatagramServer
+from ._process import ProcessServer
+from ._smtp import Message, TestSMTPServer
+from ._http import TestHTTPServer, TestUnixHTTPServer
+from ._httpcanned import Expectation, Request, UnexpectedRequest
+from ._logformats import SyslogMessage, log_records, parse_syslog, split_syslog_stream
 from ._tls import (CA_CERT_FILE, CERT_NOT_AFTER, SERVER_CERT_FILE,
                    client_ssl_context, server_ssl_context)
 
@@ -27,8 +32,13 @@ __version__ = "0.1.0"
 __all__ = [
     "TestTCPServer", "TestUnixStreamServer",
     "TestUDPServer", "TestUnixDatagramServer",
+    "ProcessServer",
+    "TestSMTPServer", "Message",
+    "TestHTTPServer", "TestUnixHTTPServer", "Request", "Expectation",
+    "UnexpectedRequest",
     "Connection", "Datagram", "Fault",
     "STOP_TIMEOUT", "WAIT_TIMEOUT",
     "CA_CERT_FILE", "SERVER_CERT_FILE", "CERT_NOT_AFTER",
     "server_ssl_context", "client_ssl_context",
+    "log_records", "parse_syslog", "split_syslog_stream", "SyslogMessage",
 ]

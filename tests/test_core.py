@@ -240,9 +240,12 @@ def test_stop_from_inside_a_handler():
         request.server.stop()
 
     server = testservers.TestUDPServer(None, handler).start()
+    service_thread = server._thread
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
         c.sendto(b"stop", server.server_address)
     server.wait_for(lambda: not server.ready.is_set(), TIMEOUT, "the stop")
+    service_thread.join(TIMEOUT)    # it cannot join itself: it ends after the handler
+    assert not service_thread.is_alive()
     server.stop()
     assert server.socket is None
 

@@ -142,7 +142,9 @@ def run_demo(stream):
                               starttls="required")
         _step(out, "TestSMTPServer (STARTTLS, AUTH) + SMTPHandler, smtplib", smtp,
               lambda: _smtp_handler(smtp, out))
-        http = TestHTTPServer(("127.0.0.1", 0), None, tls=True)
+        # HTTPHandler never closes its connection: keep_alive=False closes it
+        # from our side, so its socket is not left for the garbage collector.
+        http = TestHTTPServer(("127.0.0.1", 0), None, tls=True, keep_alive=False)
         _step(out, "TestHTTPServer (HTTPS) + HTTPHandler, urllib", http,
               lambda: _http_handler(http, out))
     finally:

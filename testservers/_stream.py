@@ -26,6 +26,8 @@ __all__ = ["TestTCPServer", "TestUnixStreamServer"]
 #: How long a client may take to complete a TLS handshake.
 HANDSHAKE_TIMEOUT = 10.0
 
+_MSG_PEEK = int(socket.MSG_PEEK)    # a plain int: IntFlag.__and__ is slow per call
+
 # accept() errors that mean "try again later", not "the server is broken".
 _TRANSIENT_ACCEPT = {errno.ECONNABORTED, errno.EPROTO, errno.EMFILE,
                      errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -45,27 +47,28 @@ class _Counting:
     _owes_delay = True      # a reply is due: delay(reply=...) applies
     _dropped = False        # drop(reset=True) hit this connection
 
-    def _got(self, data):
+    def _got(self, n, data):
+        """Count *n* received bytes; *data* makes the bytes (for recording)."""
         record = self._record
         self._owes_delay = True
         if record is not None:
-            if data:
-                record.bytes_received += len(data)
+            if n:
+                record.bytes_received += n
                 if record._data is not None:
-                    record._data += data
+                    record._data += data()
             elif record.closed_by is None:
                 record.closed_by = "client"     # EOF: the peer ended first
 
     def recv(self, bufsize, flags=0):
         data = self._checked(super().recv, bufsize, flags)
-        if not flags & socket.MSG_PEEK and bufsize:
-            self._got(data)
+        if not flags & _MSG_PEEK and bufsize:
+            self._got(len(data), lambda: data)
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         n = self._checked(super().recv_into, buffer, nbytes, flags)
-        if not flags & socket.MSG_PEEK and (nbytes or len(buffer)):
-            self._got(bytes(memoryview(buffer)[:n]))
+        if not flags & _MSG_PEEK and (nbytes or len(buffer)):
+            self._got(n, lambda: memoryview(buffer)[:n])
         return n
 
     def send(self, data, flags=0):

@@ -226,3 +226,93 @@ def test_datagram_handler_loses_records_while_refused(logger):
         logger.error("heard")
         (d,) = server.wait_datagrams(1, TIMEOUT)
         assert pickle.loads(d.data[4:])["msg"] == "heard"
+
+
+# -- the faults as HTTP and SMTP clients see them ----------------------------------
+
+def http_server():
+    server = testservers.TestHTTPServer()
+    server.expect("GET", "/", body=b"fine")
+    return server.start()
+
+
+def test_http_client_sees_garbage_as_bad_status_line():
+    import http.client
+    with http_server() as server:
+        with server.garbage():
+            conn = server.http_connection()
+            conn.request("GET", "/")
+            with pytest.raises(http.client.BadStatusLine):
+                conn.getresponse()
+            conn.close()
+        (record,) = server.wait_connections(1, TIMEOUT, closed=True)
+        assert record.fault == "garbage" and record.bytes_received > 0
+
+
+def test_http_client_sees_hang_up_as_remote_disconnected():
+    import http.client
+    with http_server() as server:
+        server.hang_up()
+        conn = server.http_connection()
+        conn.request("GET", "/")
+        with pytest.raises(http.client.RemoteDisconnected):
+            conn.getresponse()
+        conn.close()
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_http_client_sees_drop_of_keep_alive_connection(reset):
+    import http.client
+    with http_server() as server:
+        conn = server.http_connection()
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"fine"
+        server.wait_connections(1, TIMEOUT)      # open: the drop will hit it
+        server.drop(reset=reset)
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError,
+                            BrokenPipeError)):
+            conn.request("GET", "/")
+            conn.getresponse()
+        conn.close()
+        assert server.connections[0].fault == ("reset" if reset else "drop")
+
+
+def test_http_client_times_out_on_delayed_reply():
+    with http_server() as server:
+        with server.delay(reply=5):
+            conn = server.http_connection(timeout=0.2)
+            conn.request("GET", "/")
+            with pytest.raises(socket.timeout):
+                conn.getresponse()
+            conn.close()
+        conn = server.http_connection()
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"fine"
+        conn.close()
+
+
+def test_http_client_refused_then_served_after_restart():
+    with http_server() as server:
+        with server.refuse():
+            with pytest.raises(ConnectionRefusedError):
+                server.http_connection().connect()
+        server.restart()
+        conn = server.http_connection()
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_smtplib_sees_reset_and_reconnects_after_restart():
+    import smtplib
+    with testservers.TestSMTPServer() as server:
+        client = server.smtp_client()
+        client.noop()
+        server.drop(reset=True)
+        with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionResetError)):
+            client.noop()
+        client.close()
+        server.restart()
+        with server.smtp_client() as client:
+            client.sendmail("a@example.org", ["b@example.org"], b"Subject: again\r\n\r\n")
+        assert server.wait_messages(1, TIMEOUT)[0].message["Subject"] == "again"

@@ -287,3 +287,30 @@ def test_unix_datagram_from_unbound_sender(tmp_path):
         (d,) = server.wait_datagrams(1, TIMEOUT)
         assert len(d.data) == 100000 and not d.sender
     assert server.errors == []
+
+
+def test_vendored_copy_under_another_name_works(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    source = os.path.dirname(testservers.__file__)
+    shutil.copytree(source, str(tmp_path / "_vendored"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = (
+        "import socket, _vendored as t\n"
+        "with t.TestTCPServer() as s:\n"
+        "    socket.create_connection(('127.0.0.1', s.port)).close()\n"
+        "    assert s.wait_connections(1, closed=True)\n"
+        "with t.TestHTTPServer(tls=True) as h:\n"
+        "    h.expect('GET', '/', body=b'ok')\n"
+        "    c = h.http_connection(); c.request('GET', '/')\n"
+        "    assert c.getresponse().read() == b'ok'; c.close()\n"
+        "p = t.TestUDPServer.in_process()\n"
+        "p.start(); p.stop()\n"
+        "print('vendored ok', 'testservers' in __import__('sys').modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-X", "dev", "-W", "error", "-c", code],
+                         cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    assert out.stdout.strip() == "vendored ok False"

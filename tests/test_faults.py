@@ -5,7 +5,6 @@ import logging
 import logging.handlers
 import pickle
 import socket
-import struct
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 import testservers
 from conftest import TIMEOUT
+from test_logging_handlers import read_pickles
 
 HAS_UNIX = hasattr(socket, "AF_UNIX")
 
@@ -96,20 +96,6 @@ def test_drop_open_connections(reset):
         assert conn.fault == ("reset" if reset else "drop")
         assert conn.closed_by == "server"
     assert server.errors == []
-
-
-def read_pickles(request, out, handled):
-    conn = request.connection
-    while True:
-        head = conn.recv(4)
-        if len(head) < 4:
-            return
-        (size,) = struct.unpack(">L", head)
-        data = b""
-        while len(data) < size:
-            data += conn.recv(size - len(data))
-        out.append(pickle.loads(data)["msg"])
-        handled.release()
 
 
 def test_socket_handler_reconnects_after_refuse_and_drop(logger):

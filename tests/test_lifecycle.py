@@ -1,7 +1,6 @@
 """The lifecycle contract, parametrised over every server class (kinds.KINDS)."""
 
 import os
-import socket
 import threading
 import time
 

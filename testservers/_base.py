@@ -20,6 +20,7 @@ import logging
 import os
 import selectors
 import socket
+import socketserver
 import stat
 import sys
 import tempfile
@@ -280,6 +281,15 @@ class _BaseServer(_FaultsMixin, _Recorder):
 
     def _on_readable(self, sock):
         raise NotImplementedError
+
+    def _handler_class(self, delegating):
+        """The request handler class to instantiate: the handler itself when
+        it is a socketserver.BaseRequestHandler subclass, else *delegating*,
+        which calls it."""
+        handler = self._handler
+        if isinstance(handler, type) and issubclass(handler, socketserver.BaseRequestHandler):
+            return handler
+        return delegating
 
     def _in_loop(self, func):
         """Run ``func(selector)`` on the service thread and wait for it.

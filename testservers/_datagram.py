@@ -102,12 +102,8 @@ class TestUDPServer(_BaseServer):
                 self._handle(data, sock, sender)
 
     def _handle(self, data, sock, sender):
-        handler = self._handler
         try:
-            if isinstance(handler, type) and issubclass(handler, socketserver.BaseRequestHandler):
-                handler((data, sock), sender, self)
-            else:
-                _DelegatingDatagramHandler((data, sock), sender, self)
+            self._handler_class(_DelegatingDatagramHandler)((data, sock), sender, self)
         except BaseException as exc:
             self._record_error(exc)
 

@@ -291,14 +291,11 @@ class TestTCPServer(_StreamServer):
     record_data = True
 
     def _serve_connection(self, sock, peer, record):
-        handler = self._handler
-        if handler is None:
+        if self._handler is None:
             while sock.recv(65536):
                 pass
-        elif isinstance(handler, type) and issubclass(handler, socketserver.BaseRequestHandler):
-            handler(sock, peer, self)
         else:
-            _DelegatingStreamHandler(sock, peer, self)
+            self._handler_class(_DelegatingStreamHandler)(sock, peer, self)
 
 
 class TestUnixStreamServer(TestTCPServer):

@@ -77,7 +77,6 @@ class _BaseServer(_FaultsMixin, _Recorder):
         self._stuck = []            # threads that outlived a stop() deadline
         self._stopping = False
         self._wake = None           # (reader, writer) socketpair while serving
-        self._tasks = []            # callables for the service thread
         self._timers = []           # heap of (due, seq, callable)
         self._seq = itertools.count()
         self._conn_ids = itertools.count(1)

@@ -1,0 +1,320 @@
+"""Process mode's wire: what crosses the pipes, and the child's side.
+
+Messages are pickles behind an 8-byte length.  Objects bound to the child's
+server (the server itself, a Fault, an Expectation) and results that do not
+pickle cross as persistent ids into a registry in the child, so the parent
+holds stand-ins (see :mod:`._process`).  :func:`_child_main` is what the
+child runs: it builds the server, answers calls until its stdin closes,
+then stops the server and exits.
+"""
+
+import contextlib
+import io
+import itertools
+import os
+import pickle
+import re
+import select
+import struct
+import sys
+import time
+import traceback
+
+from ._records import _add_note
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_HEADER = struct.Struct(">Q")
+
+# What the binding and the lifecycle own: a restarted child keeps its own,
+# and takes every other attribute (records, errors, expectations) over.
+_BINDING = frozenset([
+    "socket", "server_address", "port", "family", "_bind_addr", "_unix_inode",
+    "_tmpdir", "_faults", "_stopping", "_thread", "_wake", "_stuck", "_live",
+    "_timers", "_buffer"])
+
+_COUNT = re.compile(r"count\((-?\d+)\)")    # itertools.count pickles no more in 3.14
+_NOTHING = object()
+
+
+class _Lost:
+    """Stands for a value that could not leave its process."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def __repr__(self):
+        return "<%s left in the child process>" % self.what
+
+
+class _GoneError(RuntimeError):
+    """The object behind a stand-in ended with its child process."""
+
+
+class _Method(str):
+    """The child's answer when the attribute asked for is a method: its doc."""
+
+
+def _exc_text(exc):
+    """Return None if *exc* survives a pickle round trip, else a description."""
+    try:
+        pickle.loads(pickle.dumps(exc, _PROTOCOL))
+        return None
+    except Exception as error:
+        return "%r was raised in the child process and cannot be pickled (%s):\n%s" % (
+            exc, error, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def _with_child_traceback(exc, server):
+    """Note where a handler error was raised: its traceback stays behind."""
+    if (exc.__traceback__ is not None and _exc_text(exc) is None
+            and any(e is exc for e in getattr(server, "_errors", ()))):
+        _add_note(exc, "Traceback in the child process (pid %d):\n%s" % (
+            os.getpid(), "".join(traceback.format_tb(exc.__traceback__)).rstrip()))
+    return exc
+
+
+class _Pickler(pickle.Pickler):
+    """Pickle for the other process: the server by name, handles by number."""
+
+    def __init__(self, file, server, registry=None, force=_NOTHING):
+        super().__init__(file, _PROTOCOL)
+        self.server, self.registry, self.force = server, registry, force
+
+    def persistent_id(self, obj):
+        if obj is self.server and obj is not None:
+            return ("server", None)
+        if type(obj) is _RemoteRef:
+            return ("ref", obj._rid)
+        if self.registry is not None and (obj is self.force or self._bound(obj)):
+            return ("ref", self.registry.add(obj))
+        if type(obj) is itertools.count and _COUNT.fullmatch(repr(obj)):
+            return ("count", int(_COUNT.fullmatch(repr(obj)).group(1)))
+        if isinstance(obj, BaseException) and _exc_text(obj) is not None:
+            return ("exc", _exc_text(obj))
+        return None
+
+    def _bound(self, obj):
+        # A handle keeps the server in an attribute (Fault.server, Expectation._server).
+        d = getattr(obj, "__dict__", None)
+        return type(d) is dict and any(v is self.server for v in d.values())
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, server, resolve):
+        super().__init__(file)
+        self.server, self.resolve = server, resolve
+
+    def persistent_load(self, pid):
+        kind, arg = pid
+        if kind == "server":
+            return self.server
+        if kind == "ref":
+            return self.resolve(arg)
+        if kind == "count":
+            return itertools.count(arg)
+        if kind == "exc":
+            return RuntimeError(arg)
+        raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
+
+
+def _dumps(obj, server, registry=None, force=_NOTHING):
+    buf = io.BytesIO()
+    _Pickler(buf, server, registry, force).dump(obj)
+    return buf.getvalue()
+
+
+def _loads(data, server, resolve=None):
+    return _Unpickler(io.BytesIO(data), server, resolve).load()
+
+
+def _dump_state(server, registry):
+    """Pickle the attributes of *server* and the handles, for the other side.
+
+    Records, errors, expectations and settings cross by value, bound to the
+    server there; locks, sockets, threads and SSL contexts cross as
+    :class:`_Lost`.
+    """
+    def pickles(value):
+        try:
+            _dumps(value, server)
+            return True
+        except Exception:
+            return False
+    items = {name: value if pickles(value) else _Lost(type(value).__name__)
+             for name, value in vars(server).items()}
+    refs = {rid: obj for rid, obj in registry.items() if pickles(obj)}
+    return _dumps((items, refs, registry.next_rid), server)
+
+
+class _Registry(dict):
+    """The objects the other process has stand-ins for, by number; a test
+    makes few, so they are kept as long as the child lives."""
+
+    def __init__(self, refs=(), next_rid=1):
+        super().__init__(refs)
+        self.next_rid = next_rid
+        self._rids = {id(obj): rid for rid, obj in self.items()}
+
+    def add(self, obj):
+        rid = self._rids.get(id(obj))
+        if rid is None:
+            rid = self._rids[id(obj)] = self.next_rid
+            self[rid] = obj
+            self.next_rid += 1
+        return rid
+
+    def lookup(self, rid):
+        if rid not in self:
+            raise _GoneError("this object lived in a child process that has ended")
+        return self[rid]
+
+
+def _write_frame(f, data):
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[f.write(view):]
+    f.flush()
+
+
+def _read_exactly(f, size, deadline):
+    chunks = []
+    while size:
+        if deadline is not None and hasattr(select, "poll"):
+            poll = select.poll()
+            poll.register(f.fileno(), select.POLLIN)
+            if not poll.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                raise TimeoutError
+        chunk = f.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(f, deadline=None):
+    """Read one message; return None at the end of the stream."""
+    head = _read_exactly(f, _HEADER.size, deadline)
+    return None if head is None else _read_exactly(f, _HEADER.unpack(head)[0], deadline)
+
+
+# -- the child ------------------------------------------------------------------
+
+
+def _build(cls, args, kwargs, restore):
+    """Build the server; after a stop, bind the same address again and
+    take over the state of the server that stopped."""
+    if restore is None:
+        return cls(*args, **kwargs), _Registry()
+    tmpdir, state = restore
+    cls._reuse_on_first_bind = True         # connections in TIME_WAIT block a plain bind
+    if tmpdir:
+        os.makedirs(tmpdir, 0o700, exist_ok=True)
+    server = cls(*args, **kwargs)
+    server._tmpdir = tmpdir or server._tmpdir
+    items, refs, next_rid = _loads(state, server)
+    for name, value in items.items():
+        if name in vars(server) and name not in _BINDING and not isinstance(value, _Lost):
+            vars(server)[name] = value
+    return server, _Registry(refs, next_rid)
+
+
+def _child_main(reader):
+    """Serve the parent until its end of the pipes closes (see _BOOTSTRAP)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent's Ctrl-C is the parent's
+    writer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)           # a print() in a handler must not corrupt the replies
+    server, registry = None, _Registry()
+
+    def target(rid):
+        return server if rid is None else registry.lookup(rid)
+
+    try:
+        while True:
+            data = _read_frame(reader)
+            if data is None:
+                break
+            try:
+                try:
+                    op, *args = _loads(data, server, target)
+                except Exception as exc:
+                    raise TypeError("the child process could not unpickle what it was sent "
+                                    "(%s: %s); the server class, handler and arguments must "
+                                    "be importable by name" % (type(exc).__name__, exc))
+                if op == "build":
+                    server, registry = _build(*args)
+                    result = _dump_state(server, registry)
+                elif op == "start":
+                    result = server.start() and None
+                elif op == "stop":
+                    error = None
+                    try:
+                        server.stop(args[0])
+                    except BaseException as exc:
+                        error = _with_child_traceback(exc, server)
+                    result = (error, _dump_state(server, registry))
+                elif op == "get":
+                    value = getattr(target(args[0]), args[1])
+                    method = callable(value) and not isinstance(value, type)
+                    result = _Method(getattr(value, "__doc__", None) or "") if method else value
+                elif op == "set":
+                    result = setattr(target(args[0]), args[1], args[2])
+                else:       # "call"
+                    rid, name, args, kwargs = args
+                    result = getattr(target(rid), name)(*args, **kwargs)
+                reply = ("ok", result)
+            except BaseException as exc:
+                reply = ("err", _with_child_traceback(exc, server))
+            try:
+                data = _dumps(reply, server, registry)
+            except Exception:
+                if reply[0] == "ok":    # it does not pickle: it stays, the parent gets a handle
+                    data = _dumps(reply, server, registry, force=reply[1])
+                else:
+                    data = _dumps(("err", RuntimeError(repr(reply[1]))), server)
+            _write_frame(writer, data)
+    finally:
+        if server is not None:
+            with contextlib.suppress(BaseException):
+                server.stop(0.1)    # the parent went away: leave no socket file
+        sys.stderr.flush()
+        os._exit(0)
+
+
+class _RemoteRef:
+    """Stand in for an object in the child: forward reads, calls and ``with``.
+
+    Once the child has ended, the copy that stop() brought back answers; an
+    object that did not pickle is gone, and leaving ``with`` on it is a no-op.
+    """
+
+    __slots__ = ("_server", "_rid", "__weakref__")
+
+    def __init__(self, server, rid):
+        self._server, self._rid = server, rid
+
+    def _member(self, name):
+        if self._server._proc is None:
+            return getattr(self._server._registry.lookup(self._rid), name)
+        return self._server._member(self._rid, name)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in _RemoteRef.__slots__:
+            raise AttributeError(name)
+        return self._member(name)
+
+    def __enter__(self):
+        return self._member("__enter__")()
+
+    def __exit__(self, *exc_info):
+        try:
+            return self._member("__exit__")(None, None, None)
+        except _GoneError:
+            return None
+
+    def __repr__(self):
+        try:
+            return self._member("__repr__")()
+        except _GoneError:
+            return "<an object gone with its child process>"

@@ -264,13 +264,14 @@ def test_helo_client_without_esmtp():
             assert c.helo("localhost")[0] == 250
             assert not c.does_esmtp
             assert c.sendmail("a@example.org", "b@example.org", b"old school\r\n") == {}
+        (first,) = server.messages
+    with testservers.TestSMTPServer(esmtp=False) as server:
         with client(server) as c:
-            # smtplib's own fallback (ehlo_or_helo_if_needed): make its EHLO
-            # fail, as an RFC 821 server would, and it says HELO instead.
-            c.ehlo_msg = "xehlo"
+            # An RFC 821 server refuses EHLO: smtplib falls back to HELO.
             c.sendmail("a@example.org", "b@example.org", b"fallback\r\n")
+            assert c.ehlo_resp is None or not c.does_esmtp
             assert c.helo_resp == b"localhost" and not c.does_esmtp
-        first, second = server.messages
+        (second,) = server.messages
     assert (first.helo, first.esmtp, first.mail_options) == ("localhost", False, [])
     assert (second.esmtp, second.text) == (False, "fallback")
 

@@ -771,3 +771,11 @@ def test_envelope_defaults():
         "mailfrom": "a@b", "rcpttos": ["c@d"], "data": b"x",
         "mail_options": [], "rcpt_options": [], "helo": "", "user": None,
         "tls": False, "smtputf8": False}
+
+
+def test_ehlo_refused_without_esmtp():
+    session = SMTPSession(esmtp=False)
+    session.greeting()
+    assert session.feed(b"EHLO c\r\n") == b"500 5.5.1 Error: command not recognized\r\n"
+    assert session.feed(b"HELO c\r\n") == b"250 localhost\r\n"
+    assert session.helo == "c" and not session.esmtp

@@ -109,7 +109,7 @@ class TestSMTPServer(_StreamServer):
     sockmap=None, *, hostname="localhost", decode_data=True, auth=None,
     auth_required=False, starttls=False, starttls_context=None,
     sslctx=None, tls=False, size_limit=33554432, max_recipients=1000,
-    timeout=300.0)``
+    timeout=300.0, esmtp=True)``
 
     *handler* is called as ``handler(peer, mailfrom, rcpttos, data)`` for
     each message, on the connection's thread, as in CPython's
@@ -127,7 +127,9 @@ class TestSMTPServer(_StreamServer):
     before it), with *starttls_context* or the bundled test certificate.
     *sslctx*, or ``tls=True`` for the bundled certificate, serves implicit
     TLS (SMTPS) instead.  *size_limit*, *max_recipients* and *timeout*
-    (idle seconds before 421, ``None`` for none) are limits.
+    (idle seconds before 421, ``None`` for none) are limits.  With *esmtp*
+    false the server answers EHLO with 500, as an RFC 821 server does, so
+    clients fall back to HELO.
 
     Methods: :meth:`start`, :meth:`stop`, :meth:`restart`,
     :meth:`smtp_client`, :meth:`wait_messages`, :meth:`wait_connections`,
@@ -140,7 +142,7 @@ class TestSMTPServer(_StreamServer):
                  *, hostname="localhost", decode_data=True, auth=None, auth_required=False,
                  starttls=False, starttls_context=None, sslctx=None, tls=False,
                  size_limit=DEFAULT_SIZE_LIMIT, max_recipients=DEFAULT_MAX_RECIPIENTS,
-                 timeout=IDLE_TIMEOUT):
+                 timeout=IDLE_TIMEOUT, esmtp=True):
         # Check everything before binding, so a bad option leaks no socket.
         if not (isinstance(starttls, bool) or starttls == "required"):
             raise ValueError("starttls must be False, True or 'required', not %r"
@@ -167,6 +169,7 @@ class TestSMTPServer(_StreamServer):
         self.size_limit = size_limit
         self.max_recipients = max_recipients
         self.timeout = timeout
+        self.esmtp = bool(esmtp)
         self._implicit_tls = bool(tls or sslctx is not None)
         self._new_session()      # raises ValueError for the session's options
         if starttls and starttls_context is None:
@@ -182,7 +185,7 @@ class TestSMTPServer(_StreamServer):
             auth_required=self.auth_required,
             starttls="off" if self._implicit_tls else _STARTTLS_MODES[self.starttls],
             tls_active=self._implicit_tls, size_limit=self.size_limit,
-            max_recipients=self.max_recipients)
+            max_recipients=self.max_recipients, esmtp=self.esmtp)
 
     def _check_credentials(self, user, password):
         auth = self.auth

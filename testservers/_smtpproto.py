@@ -164,7 +164,7 @@ class SMTPSession:
                  starttls="off", tls_active=False,
                  size_limit=DEFAULT_SIZE_LIMIT,
                  max_recipients=DEFAULT_MAX_RECIPIENTS,
-                 max_errors=DEFAULT_MAX_ERRORS):
+                 max_errors=DEFAULT_MAX_ERRORS, esmtp=True):
         if not isinstance(hostname, str) or not hostname or any(
                 c.isspace() or c < " " for c in hostname):
             raise ValueError("hostname must be a non-empty str without "
@@ -189,6 +189,7 @@ class SMTPSession:
         self.size_limit = size_limit
         self.max_recipients = max_recipients
         self.max_errors = max_errors
+        self.esmtp_offered = bool(esmtp)    # False: an RFC 821 server, HELO only
         self.closed = False
         self.want_tls = False
         self.pending_error = None
@@ -352,6 +353,9 @@ class SMTPSession:
         elif (self.starttls == "required" and not self.tls_active
                 and verb not in _PRE_TLS):
             self._error("530 5.7.0 Must issue a STARTTLS command first")
+        elif verb == "EHLO" and not self.esmtp_offered:
+            # As an RFC 821 server answers: the client falls back to HELO.
+            self._error("500 5.5.1 Error: command not recognized")
         elif verb in ("HELO", "EHLO"):
             self._hello(verb, arg)
         elif verb == "QUIT":

@@ -290,49 +290,6 @@ class _BaseServer(_FaultsMixin, _Recorder):
             return handler
         return delegating
 
-    def _in_loop(self, func):
-        """Run ``func(selector)`` on the service thread and wait for it.
-
-        When the server is not serving, run ``func(None)`` here instead.
-        Exceptions propagate to the caller.
-        """
-        with self._lifecycle:
-            thread = self._thread
-            if thread is None:
-                return func(None)
-            if thread is threading.current_thread():     # from a datagram handler
-                self._call_soon(func)
-                return None
-            done = threading.Event()
-            outcome = []
-
-            def task(sel):
-                try:
-                    outcome.append((True, func(sel)))
-                except BaseException as exc:
-                    outcome.append((False, exc))
-                finally:
-                    done.set()
-            self._call_soon(task)
-            if not done.wait(STOP_TIMEOUT):
-                raise TimeoutError("%r: the service loop did not answer" % self)
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
-
-    def _stop_listening(self, sel):
-        if self.socket is not None:
-            if sel is not None:
-                sel.unregister(self.socket)
-            self._close_listener(unlink=False)
-
-    def _start_listening(self, sel):
-        # Not serving (sel is None): start() binds when it is called.
-        if sel is not None and self.socket is None:
-            self._bind(reuse=True)
-            sel.register(self.socket, selectors.EVENT_READ)
-
     def stop(self, timeout=None):
         """Stop serving, release everything, and report what went wrong.
 

@@ -17,11 +17,14 @@ fault, :meth:`_FaultsMixin.clear_faults` mends them all.  The vocabulary:
 ========================  =====================================================
 """
 
+import selectors
 import socket
 import struct
 import threading
 
 __all__ = ["Fault"]
+
+_LOOP_TIMEOUT = 30.0    # how long a fault waits for the service loop to run it
 
 #: What a garbage reply sends unless told otherwise: no protocol parses it.
 GARBAGE = b"\x00\xff\xfe garbage \x16\x03\x00\r\n\x1b[0m\x80\r\n"
@@ -176,6 +179,50 @@ class _FaultsMixin:
             self._in_loop(self._start_listening)
 
     # -- helpers for the servers -------------------------------------------------
+
+    def _in_loop(self, func):
+        """Run ``func(selector)`` on the service thread and wait for it.
+
+        When the server is not serving, run ``func(None)`` here instead.
+        Exceptions propagate to the caller.
+        """
+        with self._lifecycle:
+            thread = self._thread
+            if thread is None:
+                return func(None)
+            if thread is threading.current_thread():     # from a datagram handler
+                self._call_soon(func)
+                return None
+            done = threading.Event()
+            outcome = []
+
+            def task(sel):
+                try:
+                    outcome.append((True, func(sel)))
+                except BaseException as exc:
+                    outcome.append((False, exc))
+                finally:
+                    done.set()
+            self._call_soon(task)
+            if not done.wait(_LOOP_TIMEOUT):
+                raise TimeoutError("%r: the service loop did not answer" % self)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _stop_listening(self, sel):
+        if self.socket is not None:
+            if sel is not None:
+                sel.unregister(self.socket)
+            self._close_listener(unlink=False)
+
+    def _start_listening(self, sel):
+        # Not serving (sel is None): start() binds when it is called.
+        if sel is not None and self.socket is None:
+            self._bind(reuse=True)
+            sel.register(self.socket, selectors.EVENT_READ)
+
 
     def _fault_wait(self, seconds):
         """Wait *seconds*, or less if the server stops meanwhile."""

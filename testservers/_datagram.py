@@ -69,7 +69,8 @@ class TestUDPServer(_BaseServer):
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
         super().__init__(listen_addr, handler, poll_interval)
-        self._buffer = bytearray(self.max_packet_size)
+        # One byte more than the limit: a datagram that fills it was cut.
+        self._buffer = bytearray(self.max_packet_size + 1)
 
     def _configure_socket(self, sock):
         try:
@@ -90,6 +91,14 @@ class TestUDPServer(_BaseServer):
                     _log.debug("%r: recvfrom() failed: %r", self, exc)
                     continue
                 raise
+            if n > self.max_packet_size:
+                # A Unix datagram can exceed 256 KiB when the sender raises
+                # SO_SNDBUF; recvfrom() would cut it without a word.
+                self._record_error(OverflowError(
+                    "%r: a datagram from %r was longer than max_packet_size (%d "
+                    "bytes); it was cut, and not recorded" % (self, sender,
+                                                              self.max_packet_size)))
+                continue
             data = bytes(view[:n])
             if self._faults.drop_datagrams > 0:
                 self._faults.drop_datagrams -= 1

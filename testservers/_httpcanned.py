@@ -23,13 +23,20 @@ _NO_BODY = (204, 304)
 
 
 def _split_target(target):
-    """Split a request-target into (path, query), as sent (not decoded)."""
+    """Split a request-target into (path, query), as sent (not decoded).
+
+    The path is ``None`` when *target* is ``None`` or an absolute-form
+    target that :func:`urllib.parse.urlsplit` refuses (``http://[/``).
+    """
     if target is None:
         return None, ""
     if target.startswith("/") or target == "*":
         path, _, query = target.partition("?")
         return path, query
-    parts = urllib.parse.urlsplit(target)          # absolute-form (RFC 9112 3.2.2)
+    try:
+        parts = urllib.parse.urlsplit(target)      # absolute-form (RFC 9112 3.2.2)
+    except ValueError:          # an unbalanced "[" in the authority, say
+        return None, ""
     return parts.path or "/", parts.query
 
 
@@ -147,7 +154,8 @@ class Expectation:
         self.delay = delay
         self.ordered = ordered
         self.times = 1 if ordered and times is None else times
-        self._requests = []
+        self._requests = []         # at most the server's max_records of them
+        self._count = 0
         ctype = None
         if json is not None:
             body, ctype = _json.dumps(json).encode("utf-8"), "application/json"
@@ -171,15 +179,15 @@ class Expectation:
     @property
     def count(self):
         """How many requests it answered."""
-        return len(self._requests)
+        return self._count
 
     @property
     def remaining(self):
         """How many more requests it answers, or ``None`` for no limit."""
-        return None if self.times is None else self.times - len(self._requests)
+        return None if self.times is None else self.times - self._count
 
     def _matches(self, request):
-        if self.times is not None and len(self._requests) >= self.times:
+        if self.times is not None and self._count >= self.times:
             return False
         if self.method not in (None, request.method) and not (
                 self.method == "GET" and request.method == "HEAD"):   # RFC 9110 9.3.2
@@ -207,7 +215,7 @@ class Expectation:
         """
         count = count or self.times or 1
         return self._server.wait_for(
-            lambda: list(self._requests) if len(self._requests) >= count else None,
+            lambda: list(self._requests) if self._count >= count else None,
             timeout, "%d requests matching %s" % (count, self._describe()))
 
     def _respond(self, handler):
@@ -229,7 +237,7 @@ class Expectation:
         mode = "ordered" if self.ordered else "always" if self.times is None else (
             "%d times" % self.times)
         return "<Expectation %s -> %d, %s, answered %d>" % (
-            self._describe(), self.status, mode, len(self._requests))
+            self._describe(), self.status, mode, self._count)
 
 
 class _CannedMixin:
@@ -284,7 +292,7 @@ class _CannedMixin:
         """
         with self._cond:
             unused = [e for e in self._expectations
-                      if not e._requests or (e.times is not None and e.remaining)]
+                      if not e._count or (e.times is not None and e.remaining)]
         if unused:
             raise AssertionError("%r: %d expectations not used as declared: %s" % (
                 self, len(unused), "; ".join(repr(e) for e in unused)))
@@ -297,7 +305,13 @@ class _CannedMixin:
             e for e in exps if not e.ordered and e.times is None]
         for exp in candidates:
             if exp._matches(request):
-                exp._requests.append(request)
+                exp._count += 1
+                if len(exp._requests) < self.max_records:
+                    exp._requests.append(request)
+                elif exp._count == self.max_records + 1:
+                    self._record_error(OverflowError(
+                        "%r: %r kept %d requests, the server's max_records; later "
+                        "ones were only counted" % (self, exp, self.max_records)))
                 self._cond.notify_all()
                 return exp, head
         return None, head

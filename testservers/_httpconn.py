@@ -14,9 +14,10 @@ import http.server
 import io
 import re
 import socket
+import time
 
 from ._base import _log
-from ._httpcanned import Request
+from ._httpcanned import Request, _split_target
 
 __all__ = []
 
@@ -34,9 +35,13 @@ _TOKEN = re.compile(_TCHARS + rb"+")
 _METHOD = re.compile(_TCHARS + rb"*")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _REQUEST_LINE = re.compile(rb"(%s+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHARS)
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;.*)?")  # RFC 9112 7.1
+# RFC 9112 7.1; the extensions are ignored, but they hold no NUL, bare CR
+# or other control character (RFC 9110 5.5).
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_READ_PIECE = 65536             # a body is read in pieces of at most this many bytes
+_OWS = " \t"                    # RFC 9110 5.6.3; str.strip() would also eat \x0b, \x85...
 
 
 class _Reject(Exception):
@@ -53,6 +58,41 @@ def _diagnose(line):
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
         raise _Reject(400, "malformed request line: %r" % line[:80])
     raise _Reject(400, "malformed HTTP version: %r" % parts[2][:20])
+
+
+class _SocketReader(io.RawIOBase):
+    """The raw stream under ``rfile``: the socket, its timeout, a deadline.
+
+    Like :meth:`socket.socket.makefile`'s reader, but it remembers the
+    timeout (each change is a system call) and, while ``deadline`` is set,
+    no read waits past it: :exc:`socket.timeout` is raised instead.
+    """
+
+    def __init__(self, sock):
+        super().__init__()
+        self._sock = sock
+        self.timeout = sock.gettimeout()
+        self.deadline = None
+
+    def readable(self):
+        return True
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def set_timeout(self, seconds):
+        if seconds != self.timeout:
+            self._sock.settimeout(seconds)
+            self.timeout = seconds
+
+    def readinto(self, buffer):
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("timed out")
+            if self.timeout is None or remaining < self.timeout:
+                self.set_timeout(remaining)
+        return self._sock.recv_into(buffer)
 
 
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
@@ -85,9 +125,9 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         self.connection = self.request
-        self.rfile = self._stream = self.connection.makefile("rb")
+        self._raw = _SocketReader(self.connection)
+        self.rfile = self._stream = io.BufferedReader(self._raw)
         self.wfile = self._writer
-        self._current_timeout = self.connection.gettimeout()
 
     def finish(self):
         self._writer.close()
@@ -123,6 +163,10 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             if not start:
                 return False
             self._timeout(server.request_timeout)
+            # The whole head within request_timeout of its first byte: a
+            # client that trickles a byte at a time (slowloris) would
+            # otherwise restart a per-read timeout with every byte.
+            self._raw.deadline = time.monotonic() + server.request_timeout
             self._read_request(start)
         except _Reject as exc:
             self._reject(exc.status, exc.reason)
@@ -130,30 +174,32 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         except socket.timeout:
             self._reject(408, "the request did not arrive within %g s" % server.request_timeout)
             return False
+        finally:
+            self._raw.deadline = None
         return self._respond()
 
     # -- reading ------------------------------------------------------------
 
     def _timeout(self, seconds):
-        if seconds != self._current_timeout:    # each change is a system call
-            self.connection.settimeout(seconds)
-            self._current_timeout = seconds
+        self._raw.set_timeout(seconds)
 
-    def _read_line(self, limit, status, what):
+    def _read_line(self, limit, status, what, setting=None):
         line = self._stream.readline(limit + 2)
         if line.endswith(b"\r\n"):
             return line[:-2]
         if line.endswith(b"\n"):
             raise _Reject(400, "HTTP requires CRLF line endings; the %s ends in a bare LF" % what)
         if len(line) >= limit + 2:
-            raise _Reject(status, "the %s is longer than %d bytes" % (what, limit))
+            raise _Reject(status, "the %s is longer than %d bytes%s" % (
+                what, limit, " (%s)" % setting if setting else ""))
         raise _Reject(400, "the connection ended inside the %s" % what)
 
     def _read_fields(self, what):
         """Read header lines to the empty one; return [(name, value)] as str."""
         server, total, fields = self.server, 0, []
         while True:
-            line = self._read_line(max(0, server.max_header_size - total), 431, what)
+            line = self._read_line(max(0, server.max_header_size - total), 431, what,
+                                   "max_header_size")
             if not line:
                 return fields
             total += len(line) + 2
@@ -162,9 +208,13 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
                 if line[:1] in (b" ", b"\t"):
                     raise _Reject(400, "obsolete line folding in the %s" % what)
                 raise _Reject(400, "malformed line in the %s: %r" % (what, line[:80]))
-            fields.append((name.decode("ascii"), value.decode("latin-1").lstrip(" \t")))
+            if b"\0" in value or b"\r" in value:
+                # RFC 9110 5.5, RFC 9112 2.2: reject rather than guess.
+                raise _Reject(400, "a NUL or bare CR in the %s: %r" % (what, line[:80]))
+            fields.append((name.decode("ascii"), value.decode("latin-1").lstrip(_OWS)))
             if len(fields) > server.max_headers:
-                raise _Reject(431, "more than %d lines in the %s" % (server.max_headers, what))
+                raise _Reject(431, "more than %d lines in the %s (max_headers)"
+                              % (server.max_headers, what))
 
     def _read_request(self, start):
         server = self.server
@@ -172,7 +222,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         if start[word.end():word.end() + 1] not in b" \r\n":
             raise _Reject(400, "this is not an HTTP request: %r" % bytes(start[:16]))
         for _ in range(_MAX_EMPTY_LINES):
-            line = self._read_line(server.max_request_line, 414, "request line")
+            line = self._read_line(server.max_request_line, 414, "request line",
+                                   "max_request_line")
             if line:
                 break
         self.raw_requestline = line + b"\r\n"
@@ -182,6 +233,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             _diagnose(line)
         method, target, major, minor = match.groups()
         self.command, self.path = method.decode("ascii"), target.decode("ascii")
+        if _split_target(self.path)[0] is None:
+            raise _Reject(400, "malformed request target: %r" % self.path[:80])
         self.request_version = "HTTP/%c.%c" % (major[0], minor[0])
         if major != b"1":
             raise _Reject(505, "this server speaks HTTP/1.x, not %s" % self.request_version)
@@ -194,7 +247,10 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         for name, value in self._read_fields("request header"):
             headers.set_raw(name, value)
             fields.setdefault(name.lower(), []).append(value)
-        tokens = {t.strip().lower() for v in fields.get("connection", ()) for t in v.split(",")}
+        self._raw.deadline = None       # the head is in: each body read has the timeout
+        self._timeout(server.request_timeout)
+        tokens = {t.strip(_OWS).lower() for v in fields.get("connection", ())
+                  for t in v.split(",")}
         self.close_connection = ("close" in tokens or not (http11 or "keep-alive" in tokens)
                                  or not server.keep_alive)
         if http11 and len(fields.get("host", ())) != 1:
@@ -202,7 +258,7 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         length, chunked = self._framing(fields, http11)
         expect = fields.get("expect")
         if expect is not None:
-            if [e.strip().lower() for e in expect] != ["100-continue"]:
+            if [e.strip(_OWS).lower() for e in expect] != ["100-continue"]:
                 raise _Reject(417, "cannot meet the expectation %r" % ", ".join(expect))
             if http11 and (chunked or length):
                 self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -211,9 +267,11 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
     def _framing(self, fields, http11):
         """Return (length, chunked) for the body (RFC 9112 6.1-6.3)."""
         limit = self.server.max_body_size
-        codings = [c.strip().lower() for v in fields.get("transfer-encoding", ())
-                   for c in v.split(",") if c.strip()]
-        lengths = {v.strip() for h in fields.get("content-length", ()) for v in h.split(",")}
+        codings = [c.strip(_OWS).lower() for v in fields.get("transfer-encoding", ())
+                   for c in v.split(",") if c.strip(_OWS)]
+        lengths = {v.strip(_OWS) for h in fields.get("content-length", ()) for v in h.split(",")}
+        if "transfer-encoding" in fields and not codings:
+            raise _Reject(400, "an empty Transfer-Encoding")
         if codings:
             if not http11:
                 raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
@@ -233,15 +291,32 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             raise _Reject(413, "the body (%s bytes) exceeds max_body_size (%d)" % (value, limit))
         return int(value), False
 
-    def _read_exactly(self, length):
-        data = self._stream.read(length) if length else b""
-        if len(data) < length:
-            raise _Reject(400, "the connection ended after %d of %d body bytes"
-                          % (len(data), length))
-        return data
+    def _read_exactly(self, length, out=None):
+        """Read *length* body bytes; return them, or append them to *out*.
+
+        Read in pieces: BufferedReader.read(n) allocates n bytes at once,
+        so a declared length, not what arrived, would decide the memory
+        (and with no max_body_size, 10**17 raises MemoryError).
+        """
+        if out is None and length <= _READ_PIECE:
+            data = self._stream.read(length) if length else b""
+            if len(data) < length:
+                raise _Reject(400, "the connection ended after %d of %d body bytes"
+                              % (len(data), length))
+            return data
+        buf = io.BytesIO() if out is None else out
+        got = 0
+        while got < length:
+            piece = self._stream.read(min(_READ_PIECE, length - got))
+            if not piece:
+                raise _Reject(400, "the connection ended after %d of %d body bytes"
+                              % (got, length))
+            buf.write(piece)
+            got += len(piece)
+        return None if out is not None else buf.getvalue()
 
     def _read_chunked(self):
-        body, limit = bytearray(), self.server.max_body_size
+        body, limit = io.BytesIO(), self.server.max_body_size
         while True:
             line = self._read_line(4096, 400, "chunk size line")
             match = _CHUNK_SIZE.fullmatch(line)
@@ -250,14 +325,14 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             size = int(match.group(1), 16)
             if size == 0:
                 break
-            if limit is not None and len(body) + size > limit:
+            if limit is not None and body.tell() + size > limit:
                 raise _Reject(413, "the chunked body exceeds max_body_size (%d)" % limit)
-            body += self._read_exactly(size)
+            self._read_exactly(size, body)
             if self._stream.read(2) != b"\r\n":
                 raise _Reject(400, "a chunk is not followed by CRLF")
-        self._trailers = [(name, value.strip())
+        self._trailers = [(name, value.strip(_OWS))
                           for name, value in self._read_fields("chunked trailer")]
-        return bytes(body)
+        return body.getvalue()
 
     # -- answering ----------------------------------------------------------
 

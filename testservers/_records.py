@@ -50,6 +50,7 @@ class Connection:
         self.tls = False
         self.fault = None
         self._data = bytearray() if record_data else None
+        self._data_full = False     # more arrived than max_data allows
 
     @property
     def data(self):
@@ -99,6 +100,7 @@ class _Recorder:
         self._cond = threading.Condition(threading.RLock())
         self._errors = []
         self._unreported = 0   # how many errors at the end of _errors are unraised
+        self._errors_dropped = 0    # handler errors past max_records, only counted
         self._records = {}
         self._overflowed = set()
 
@@ -211,8 +213,13 @@ class _Recorder:
 
     def _record_error(self, exc):
         with self._cond:
-            self._errors.append(exc)
-            self._unreported += 1
+            # The list is a record store too: a handler that fails on every
+            # request of a long run must not hold every traceback.
+            if len(self._errors) < self.max_records:
+                self._errors.append(exc)
+                self._unreported += 1
+            else:
+                self._errors_dropped += 1
             self._cond.notify_all()
 
     @property
@@ -229,7 +236,7 @@ class _Recorder:
         """
         with self._cond:
             errors, self._errors = self._errors, []
-            self._unreported = 0
+            self._unreported = self._errors_dropped = 0
             return errors
 
     def raise_errors(self):
@@ -245,10 +252,13 @@ class _Recorder:
                 return
             pending = self._errors[-self._unreported:]
             self._unreported = 0
+            dropped = self._errors_dropped
         first = pending[0]
         note = "raised in a handler of %r" % (self,)
         if len(pending) > 1:
             note += "; %d more handler errors followed: %s (see .errors)" % (
                 len(pending) - 1, ", ".join(repr(e) for e in pending[1:4]))
+        if dropped:
+            note += "; %d more were not kept (max_records)" % dropped
         _add_note(first, note)
         raise first

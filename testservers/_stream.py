@@ -26,6 +26,9 @@ __all__ = ["TestTCPServer", "TestUnixStreamServer"]
 #: How long a client may take to complete a TLS handshake.
 HANDSHAKE_TIMEOUT = 10.0
 
+#: How many received bytes a :class:`Connection` keeps in ``data``.
+MAX_DATA = 64 * 1024 * 1024
+
 _MSG_PEEK = int(socket.MSG_PEEK)    # a plain int: IntFlag.__and__ is slow per call
 
 # accept() errors that mean "try again later", not "the server is broken".
@@ -54,8 +57,13 @@ class _Counting:
         if record is not None:
             if n:
                 record.bytes_received += n
-                if record._data is not None:
-                    record._data += data()
+                kept = record._data
+                if kept is not None:
+                    room = self._server.max_data - len(kept)
+                    if n <= room:
+                        kept += data()
+                    else:
+                        self._server._data_overflow(record, kept, data()[:max(room, 0)])
             elif record.closed_by is None:
                 record.closed_by = "client"     # EOF: the peer ended first
 
@@ -140,6 +148,7 @@ class _StreamServer(_BaseServer):
     """A stream server: subclasses implement ``_serve_connection``."""
 
     record_data = False     # keep the received bytes on Connection.data
+    max_data = MAX_DATA     # ... but at most this many per connection
     client_speaks_first = False     # garbage() and hang_up() read a request first
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5,
@@ -201,6 +210,17 @@ class _StreamServer(_BaseServer):
             sock.close()
             record.closed = time.monotonic()
             self._notify()
+
+    def _data_overflow(self, record, kept, piece):
+        """Keep *piece*, the part of a read that fits; report the first overflow."""
+        if piece:
+            kept += piece
+        if not record._data_full:
+            record._data_full = True
+            self._record_error(OverflowError(
+                "%r: connection %d sent more than max_data (%d bytes); "
+                "Connection.data keeps the first %d (raise max_data)"
+                % (self, record.id, self.max_data, len(kept))))
 
     def _handshake(self, sock, conn_id, record, context=None):
         """Wrap *sock* in server-side TLS with *context* (default ``sslctx``).

@@ -28,17 +28,13 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _common import Threaded, import_test_logging
 
 import testservers  # noqa: E402
 
-try:
-    import test.test_logging as test_logging
-except Exception:           # no test package in this Python build
-    test_logging = None
+test_logging = import_test_logging("TestHTTPServer")
 
 BODY = b"ok"
 REFERENCE = "stdlib ThreadingHTTPServer, TCP_NODELAY"
@@ -63,23 +59,9 @@ class StdlibNoDelayHandler(StdlibHandler):
     disable_nagle_algorithm = True
 
 
-class Stdlib:
+def Stdlib(handler_class):
     """ThreadingHTTPServer behind the start()/stop() the others have."""
-
-    def __init__(self, handler_class):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    return Threaded(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class))
 
 
 class TestLogging:

@@ -23,14 +23,11 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _common import import_test_logging
 
 import testservers  # noqa: E402
 
-try:
-    import test.test_logging as test_logging
-except Exception:           # no test package in this Python build
-    test_logging = None
+test_logging = import_test_logging()
 
 KINDS = ["tcp", "udp"]
 POLLS = [0.5, 0.01]

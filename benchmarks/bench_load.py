@@ -38,17 +38,11 @@ import threading
 import time
 import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _common import Threaded, import_test_logging
 
 import testservers  # noqa: E402
 
-try:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)    # smtpd, asyncore
-        import test.test_logging as test_logging
-    test_logging.TestSMTPServer
-except Exception:           # no test package, or no SMTP helper in it
-    test_logging = None
+test_logging = import_test_logging("TestSMTPServer")
 
 HOST = "127.0.0.1"
 TIMEOUT = 30.0
@@ -104,26 +98,13 @@ class StdlibHTTPHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class Stdlib:
+def Stdlib(cls, handler, queue=None, counter=None):
     """A socketserver server behind start()/stop()."""
-
-    def __init__(self, cls, handler, queue=None, counter=None):
-        if queue is not None:
-            cls = type(cls.__name__, (cls,), {"request_queue_size": queue})
-        self.server = cls((HOST, 0), handler, bind_and_activate=True)
-        self.server.daemon_threads = True
-        self.server.counter = counter
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    if queue is not None:
+        cls = type(cls.__name__, (cls,), {"request_queue_size": queue})
+    server = cls((HOST, 0), handler, bind_and_activate=True)
+    server.counter = counter
+    return Threaded(server)
 
 
 class TestLoggingSMTP:

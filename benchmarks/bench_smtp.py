@@ -27,17 +27,11 @@ import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _common import import_test_logging
 
 import testservers  # noqa: E402
 
-try:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)    # smtpd, asyncore
-        import test.test_logging as test_logging
-    test_logging.TestSMTPServer
-except Exception:           # no test package, or no SMTP helper in it
-    test_logging = None
+test_logging = import_test_logging("TestSMTPServer")
 
 HOST = "127.0.0.1"
 BODY = (b"From: bench@example.org\r\nTo: sink@example.org\r\nSubject: bench\r\n\r\n"

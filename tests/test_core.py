@@ -314,3 +314,33 @@ def test_vendored_copy_under_another_name_works(tmp_path):
                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
     assert out.returncode == 0, out.stdout
     assert out.stdout.strip() == "vendored ok False"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/udp"), reason="needs Linux /proc/net/udp")
+def test_kernel_drops_are_counted_and_named_by_a_failed_wait():
+    release = threading.Event()
+    entered = threading.Event()
+
+    def handler(request):
+        if request.packet == b"block":
+            entered.set()
+            release.wait(TIMEOUT)       # the receive buffer fills meanwhile
+
+    server = testservers.TestUDPServer(None, handler).start()
+    try:
+        assert server.kernel_drops == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b"block", server.server_address)
+            assert entered.wait(TIMEOUT)
+            sent = 0
+            while server.kernel_drops == 0 and sent < 100000:
+                c.sendto(b"x" * 1400, server.server_address)
+                sent += 1
+        assert server.kernel_drops > 0
+        release.set()
+        with pytest.raises(TimeoutError, match=r"the kernel dropped \d+ datagrams"):
+            server.wait_datagrams(sent + 1, timeout=0.2)
+    finally:
+        release.set()
+        server.stop()
+    assert server.kernel_drops is None

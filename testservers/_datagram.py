@@ -8,6 +8,7 @@ each time it is readable, behind a receive buffer raised towards
 """
 
 import errno
+import os
 import socket
 import socketserver
 
@@ -61,7 +62,8 @@ class TestUDPServer(_BaseServer):
     Methods: :meth:`start`, :meth:`stop`, :meth:`restart`,
     :meth:`wait_datagrams`, :meth:`wait_for`, :meth:`take_errors`,
     :meth:`clear_records`.  Attributes: ``port``, ``server_address``,
-    ``ready``, ``datagrams``, ``errors``.
+    ``ready``, ``datagrams``, ``dropped_datagrams``, ``kernel_drops``,
+    ``errors``.
     """
 
     socket_type = socket.SOCK_DGRAM
@@ -109,6 +111,37 @@ class TestUDPServer(_BaseServer):
             self._append_record("datagrams", Datagram(data, sender))
             if self._handler is not None:
                 self._handle(data, sock, sender)
+
+    @property
+    def kernel_drops(self):
+        """How many datagrams the kernel dropped for a full receive buffer.
+
+        Read from Linux's ``/proc/net/udp`` (and ``udp6``) for this socket;
+        ``None`` where that is not available, or once the socket is closed.
+        A burst faster than the handler drops datagrams before the server
+        can see them; a failed ``wait_datagrams`` names this count.
+        """
+        sock = self.socket
+        if sock is None or self.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        try:
+            inode = str(os.fstat(sock.fileno()).st_ino)
+            for name in ("/proc/net/udp", "/proc/net/udp6"):
+                with open(name) as table:
+                    for line in table:
+                        fields = line.split()
+                        if len(fields) > 12 and fields[9] == inode:
+                            return int(fields[-1])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def _summary(self):
+        drops = self.kernel_drops
+        text = super()._summary()
+        if drops:
+            text += "; the kernel dropped %d datagrams (receive buffer full)" % drops
+        return text
 
     def _handle(self, data, sock, sender):
         try:

@@ -231,7 +231,9 @@ class _BaseServer(_FaultsMixin, _Recorder):
             if self.socket is not None:
                 sel.register(self.socket, selectors.EVENT_READ)
             self.ready.set()
-            while not self._stopping:
+            # A restart from a handler on this thread starts a new loop with a
+            # new wake-up pair: this one ends as soon as the handler returns.
+            while not self._stopping and self._wake is wake:
                 for key, _ in sel.select(self._next_timeout()):
                     if key.fileobj is wake[0]:
                         _drain(wake[0])
@@ -301,6 +303,7 @@ class _BaseServer(_FaultsMixin, _Recorder):
         """
         deadline = time.monotonic() + (STOP_TIMEOUT if timeout is None else timeout)
         me = threading.current_thread()
+        self._stopping = True   # before the lock: a fault waiting for it gives up
         self._halt.set()        # cut fault delays short
         with self._lifecycle:
             self._stopping = True
@@ -317,13 +320,13 @@ class _BaseServer(_FaultsMixin, _Recorder):
             for sock, _ in live:
                 self._shutdown_socket(sock)
             self._stuck.extend(t for _, t in live)
-            alive = []
             for t in self._stuck:
                 if t is not me:
                     t.join(max(0.0, deadline - time.monotonic()))
-                if t.is_alive() and t is not me:
-                    alive.append(t)
-            self._stuck = alive
+            # The calling thread (a handler stopping its own server) stays
+            # listed, so the next stop() joins it; it cannot wait for itself.
+            self._stuck = [t for t in self._stuck if t.is_alive()]
+            alive = [t for t in self._stuck if t is not me]
             if self._tmpdir is not None and not alive:
                 try:
                     os.rmdir(self._tmpdir)
@@ -400,7 +403,11 @@ class _BaseServer(_FaultsMixin, _Recorder):
         try:
             target(sock, peer, conn_id)
         except BaseException as exc:
-            if _is_disconnect(exc) or (self._stopping and isinstance(exc, OSError)):
+            # Only the connection's own I/O can say the peer went away (its
+            # errors are tagged): a handler's own timeout or refused upstream
+            # connection is a handler error like any other.
+            if getattr(exc, "_testservers_io", False) and (
+                    _is_disconnect(exc) or self._stopping):
                 _log.debug("%r: connection %d ended: %r", self, conn_id, exc)
             else:
                 self._record_error(exc)

@@ -82,7 +82,9 @@ class TestUDPServer(_BaseServer):
 
     def _on_readable(self, sock):
         view = memoryview(self._buffer)
-        while not self._stopping:
+        # A handler that restarts the server gets a new socket: stop reading
+        # this one, which stop() closed, as soon as the handler returns.
+        while not self._stopping and sock is self.socket:
             try:
                 n, sender = sock.recvfrom_into(view)
             except (BlockingIOError, InterruptedError):

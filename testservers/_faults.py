@@ -186,26 +186,37 @@ class _FaultsMixin:
         When the server is not serving, run ``func(None)`` here instead.
         Exceptions propagate to the caller.
         """
-        with self._lifecycle:
-            thread = self._thread
-            if thread is None:
-                return func(None)
-            if thread is threading.current_thread():     # from a datagram handler
-                self._call_soon(func)
+        # stop() holds the lock while it joins handler threads: a handler
+        # asking for a fault then must not wait for it, or stop() waits out
+        # its deadline.  The fault's flag is set already; start() honours it.
+        while not self._lifecycle.acquire(timeout=0.05):
+            if self._stopping:
                 return None
-            done = threading.Event()
-            outcome = []
+        try:
+            return self._in_loop_locked(func)
+        finally:
+            self._lifecycle.release()
 
-            def task(sel):
-                try:
-                    outcome.append((True, func(sel)))
-                except BaseException as exc:
-                    outcome.append((False, exc))
-                finally:
-                    done.set()
-            self._call_soon(task)
-            if not done.wait(_LOOP_TIMEOUT):
-                raise TimeoutError("%r: the service loop did not answer" % self)
+    def _in_loop_locked(self, func):
+        thread = self._thread
+        if thread is None:
+            return func(None)
+        if thread is threading.current_thread():     # from a datagram handler
+            self._call_soon(func)
+            return None
+        done = threading.Event()
+        outcome = []
+
+        def task(sel):
+            try:
+                outcome.append((True, func(sel)))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            finally:
+                done.set()
+        self._call_soon(task)
+        if not done.wait(_LOOP_TIMEOUT):
+            raise TimeoutError("%r: the service loop did not answer" % self)
         ok, value = outcome[0]
         if not ok:
             raise value

@@ -213,8 +213,14 @@ class _Recorder:
 
     def _record_error(self, exc):
         with self._cond:
+            if any(e is exc for e in self._errors):
+                return      # raised into a handler (by stop()) and out again
             # The list is a record store too: a handler that fails on every
-            # request of a long run must not hold every traceback.
+            # request of a long run must not hold every traceback.  When it
+            # is full, an error already raised makes room for the new one.
+            if len(self._errors) >= self.max_records and len(self._errors) > self._unreported:
+                del self._errors[0]
+                self._errors_dropped += 1
             if len(self._errors) < self.max_records:
                 self._errors.append(exc)
                 self._unreported += 1

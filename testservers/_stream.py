@@ -91,7 +91,9 @@ class _Counting:
     def _before_send(self):
         """Apply the send-side faults; return the drip chunk size, if any."""
         if self._dropped:
-            raise ConnectionAbortedError("testservers: connection dropped by a fault")
+            exc = ConnectionAbortedError("testservers: connection dropped by a fault")
+            exc._testservers_io = True
+            raise exc
         server = self._server
         if server is None:
             return None
@@ -103,15 +105,21 @@ class _Counting:
             chunk, interval = faults.drip
             server._fault_wait(interval)
             if server._halt.is_set():
-                raise ConnectionAbortedError("testservers: the server stopped")
+                exc = ConnectionAbortedError("testservers: the server stopped")
+                exc._testservers_io = True
+                raise exc
             return chunk
         return None
 
     def _checked(self, method, *args):
         try:
             return method(*args)
-        except ConnectionResetError:
-            if self._record is not None and self._record.closed_by is None:
+        except OSError as exc:      # socket.timeout and ssl.SSLError included
+            # Tagged: only an error of the connection's own I/O may pass for
+            # the peer going away (see _BaseServer._run_connection).
+            exc._testservers_io = True
+            if isinstance(exc, ConnectionResetError) and self._record is not None \
+                    and self._record.closed_by is None:
                 self._record.closed_by = "client"
                 self._record.reset = True
             raise
@@ -243,6 +251,10 @@ class _StreamServer(_BaseServer):
         with self._cond:     # stop() must shut down the socket that is in use
             if conn_id in self._live:
                 self._live[conn_id] = (tls, self._live[conn_id][1])
+        if self._stopping:
+            # stop() may have taken its snapshot before the swap, and shut
+            # down the plain socket that _create() had already detached.
+            self._shutdown_socket(tls)
         try:
             tls.settimeout(HANDSHAKE_TIMEOUT)
             tls.do_handshake()

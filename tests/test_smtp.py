@@ -666,3 +666,18 @@ def test_fault_drip_and_refuse():
             with pytest.raises(ConnectionRefusedError):
                 client(server)
         assert_served(server)
+
+
+def test_handler_base_exception_still_gets_451():
+    def handler(peer, mailfrom, rcpttos, data):
+        pytest.fail("assertion library says no")    # a BaseException subclass
+
+    with pytest.raises(pytest.fail.Exception, match="says no"):
+        with testservers.TestSMTPServer(None, handler) as server:
+            with server.smtp_client() as c:
+                with pytest.raises(smtplib.SMTPDataError) as info:
+                    c.sendmail("a@example.org", "b@example.org", b"x\r\n")
+                assert info.value.smtp_code == 451
+                assert c.noop()[0] == 250       # the session goes on
+            (message,) = server.messages
+            assert message.reply.startswith("451")

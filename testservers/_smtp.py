@@ -249,7 +249,9 @@ class TestSMTPServer(_StreamServer):
                 data = message.text if self.decode_data else message.data
                 result = self._handler(peer, message.mailfrom, envelope.rcpttos, data)
             message.reply = _handler_reply(result)
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:    # pytest.fail() included: the client gets 451
             message.reply = _ABORTED
             events.append(("error", exc))
             raise       # the session answers 451 and keeps it as pending_error

@@ -613,7 +613,9 @@ class SMTPSession:
         try:
             reply = _handler_reply(
                 None if self.on_message is None else self.on_message(envelope))
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:    # an assertion library's BaseException too
             self._set_pending(exc)
             return self._reply("451 4.3.0 Requested action aborted: "
                                "local error in processing")

@@ -244,3 +244,28 @@ def test_demo_runs_every_server():
                      "HTTPHandler", "received ERROR record: 'disk /var is full'",
                      "user 'ops', TLS on", "stopped in", "left nothing behind"):
         assert expected in result.stdout
+
+
+def test_conflicting_options_one_line_exit_2():
+    result = run("smtp", "--tls", "--starttls")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "exclude each other" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sink_ends_quietly_when_its_reader_goes_away():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-X", "dev", "-m", "testservers", "udp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            env=env, universal_newlines=True)
+    try:
+        port = int(re.search(r"port (\d+)", proc.stdout.readline()).group(1))
+        proc.stdout.close()             # as `| head -1` does after its line
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b"nobody reads this", ("127.0.0.1", port))
+        assert proc.wait(TIMEOUT) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

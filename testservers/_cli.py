@@ -7,6 +7,7 @@ or SIGTERM, and exits 0.
 """
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -40,17 +41,29 @@ def _user(text):
 
 
 class _Out:
-    """Print whole blocks from any thread, flushed, never interleaved."""
+    """Print whole blocks from any thread, flushed, never interleaved.
 
-    def __init__(self, stream):
+    When the reader goes away (``... | head -1``), it sets *gone*, which
+    ends the sink, instead of failing in every handler.
+    """
+
+    def __init__(self, stream, gone):
         self.stream = stream
+        self.gone = gone
+        self.broken = False
         self.lock = threading.Lock()
 
     def __call__(self, *lines):
         with self.lock:
-            for line in lines:
-                self.stream.write(line + "\n")
-            self.stream.flush()
+            if self.gone.is_set():
+                return
+            try:
+                for line in lines:
+                    self.stream.write(line + "\n")
+                self.stream.flush()
+            except OSError:         # BrokenPipeError: nobody reads stdout
+                self.broken = True
+                self.gone.set()
 
 
 def _text(data):
@@ -196,7 +209,8 @@ def _parser():
 
 
 def _serve(args, parser):
-    out = _Out(sys.stdout)
+    stop = threading.Event()
+    out = _Out(sys.stdout, stop)
     if getattr(args, "unix", None):
         args.address = args.unix
     else:
@@ -211,7 +225,8 @@ def _serve(args, parser):
         parser.error("cannot listen on %s: %s" % (
             args.address if isinstance(args.address, str) else "%s port %s" % args.address,
             exc.strerror or exc))
-    stop = threading.Event()
+    except ValueError as exc:       # options that exclude each other
+        parser.error(str(exc))
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         server.start()
@@ -226,7 +241,10 @@ def _serve(args, parser):
         signal.signal(signal.SIGTERM, previous)
         errors = server.take_errors()
         server.stop()
-    for exc in errors:      # a sink's own failures, e.g. stdout closed under it
+    if out.broken:
+        # As the docs of signal advise: no flush at exit into the broken pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for exc in errors:      # a sink's own failures
         sys.stderr.write("%s: error in the %s sink: %r\n" % (PROG, args.command, exc))
     return 1 if errors else 0
 

@@ -143,13 +143,17 @@ def test_error_cap_keeps_the_newest_unraised_error():
 
 def test_error_raised_into_a_handler_by_stop_is_not_recorded_twice():
     first = threading.Event()
+    raised_inside = threading.Event()
 
     def handler(request):
         line = request.rfile.readline()
         if line == b"fail\n":
             first.set()
             raise ValueError("first error")
-        request.server.stop()       # raises "first error" into this handler
+        try:
+            request.server.stop()   # raises "first error" into this handler
+        finally:
+            raised_inside.set()
 
     server = testservers.TestTCPServer(None, handler).start()
     with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as c:
@@ -159,8 +163,7 @@ def test_error_raised_into_a_handler_by_stop_is_not_recorded_twice():
         assert server._cond.wait_for(lambda: server._errors, TIMEOUT)
     with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as c:
         c.sendall(b"stop\n")
-        c.recv(1)
-    server.wait_for(lambda: not server.ready.is_set(), TIMEOUT, "the handler's stop")
+        assert raised_inside.wait(TIMEOUT)
     server.stop()                   # joins that handler; raises nothing new
     assert [str(e) for e in server.errors] == ["first error"]
 

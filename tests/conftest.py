@@ -1,6 +1,7 @@
-"""Shared fixtures: the leak guard that every test runs under."""
+"""Shared fixtures: the leak guard that every test runs under, and a logger."""
 
 import gc
+import logging
 import os
 import sys
 import threading
@@ -43,6 +44,18 @@ def no_leaks(request):
     if problems:
         pytest.fail("%s leaked %s" % (request.node.nodeid, "; ".join(problems)),
                     pytrace=False)
+
+
+@pytest.fixture
+def logger(request):
+    """A logger of its own that propagates nowhere; its handlers closed after."""
+    log = logging.getLogger("testservers.tests." + request.node.name)
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    yield log
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
 
 
 def pytest_report_header(config):

@@ -26,16 +26,6 @@ def echo_lines(request):
         request.wfile.write(line)
 
 
-@pytest.fixture
-def logger(request):
-    log = logging.getLogger("testservers.faults." + request.node.name)
-    log.propagate = False
-    yield log
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
-
-
 def test_refuse_then_accept_again_on_same_port():
     with testservers.TestTCPServer(None, echo_lines) as server:
         port = server.port

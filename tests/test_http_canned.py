@@ -297,16 +297,6 @@ def test_unix_http_server(tmp_path, tls):
 
 # -- logging.handlers.HTTPHandler ------------------------------------------------
 
-@pytest.fixture
-def logger(request):
-    log = logging.getLogger("testservers.http." + request.node.name)
-    log.propagate = False
-    yield log
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-
-
 @pytest.mark.parametrize("secure", [False, True], ids=["http", "https"])
 def test_http_handler_get_and_post(logger, secure):
     # test_logging's HTTPHandlerTest.handle_request, unchanged.

@@ -30,18 +30,6 @@ def _ipv6_works():
 IPV6 = _ipv6_works()
 
 
-@pytest.fixture
-def logger(request):
-    """A logger of its own that propagates nowhere; handlers removed after."""
-    log = logging.getLogger("testservers.tests." + request.node.name)
-    log.propagate = False
-    log.setLevel(logging.DEBUG)
-    yield log
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-
-
 def read_pickles(request, out, handled):
     """A test_logging-style SocketHandler server handler: length + pickle."""
     conn = request.connection

@@ -50,33 +50,34 @@ class _Counting:
     _owes_delay = True      # a reply is due: delay(reply=...) applies
     _dropped = False        # drop(reset=True) hit this connection
 
-    def _got(self, n, data):
-        """Count *n* received bytes; *data* makes the bytes (for recording)."""
+    def _got(self, n, buffer):
+        """Count *n* bytes received into *buffer*; keep them if recording."""
         record = self._record
         self._owes_delay = True
         if record is not None:
             if n:
                 record.bytes_received += n
                 kept = record._data
-                if kept is not None:
+                if kept is not None:        # copied only when recording
                     room = self._server.max_data - len(kept)
                     if n <= room:
-                        kept += data()
+                        kept += memoryview(buffer)[:n]
                     else:
-                        self._server._data_overflow(record, kept, data()[:max(room, 0)])
+                        self._server._data_overflow(
+                            record, kept, memoryview(buffer)[:max(room, 0)])
             elif record.closed_by is None:
                 record.closed_by = "client"     # EOF: the peer ended first
 
     def recv(self, bufsize, flags=0):
         data = self._checked(super().recv, bufsize, flags)
         if not flags & _MSG_PEEK and bufsize:
-            self._got(len(data), lambda: data)
+            self._got(len(data), data)
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         n = self._checked(super().recv_into, buffer, nbytes, flags)
         if not flags & _MSG_PEEK and (nbytes or len(buffer)):
-            self._got(n, lambda: memoryview(buffer)[:n])
+            self._got(n, buffer)
         return n
 
     def send(self, data, flags=0):

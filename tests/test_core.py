@@ -344,3 +344,23 @@ def test_kernel_drops_are_counted_and_named_by_a_failed_wait():
         release.set()
         server.stop()
     assert server.kernel_drops is None
+
+
+def test_raise_errors_fails_fast_once_and_keeps_the_list():
+    handled = threading.Event()
+
+    def handler(request):
+        handled.set()
+        raise LookupError("seen mid-test")
+
+    with testservers.TestUDPServer(None, handler) as server:
+        assert server.raise_errors() is None            # nothing yet: no-op
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b"x", server.server_address)
+        assert handled.wait(TIMEOUT)
+        with server._cond:      # recorded (not raised): raise_errors raises it
+            assert server._cond.wait_for(lambda: server._errors, TIMEOUT)
+        with pytest.raises(LookupError, match="seen mid-test"):
+            server.raise_errors()
+        assert server.raise_errors() is None            # raised once
+        assert [type(e) for e in server.errors] == [LookupError]

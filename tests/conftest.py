@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -56,6 +57,26 @@ def logger(request):
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
+
+
+# Warnings are errors (setup.cfg, and python -W error in README's command),
+# except while pytest configures its plugins: there another installed
+# plugin's warning about its own configuration (pytest-asyncio's unset
+# option) would be an INTERNALERROR before any test ran.  This conftest's
+# pytest_configure runs before the other plugins' (it is registered last and
+# tryfirst), and the filters are back to strict before the session starts.
+_configuring = warnings.catch_warnings()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    _configuring.__enter__()
+    warnings.simplefilter("default")     # shown, not raised
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    _configuring.__exit__(None, None, None)
 
 
 def pytest_report_header(config):

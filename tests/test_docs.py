@@ -81,11 +81,11 @@ def test_example_runs(where, line, code):
 
 @_examples(pytest_style=True)
 def test_pytest_example_passes(where, line, code, pytester, monkeypatch):
-    from test_plugin import plugin_args
-    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    from test_plugin import isolate_child
+    child_args = isolate_child(monkeypatch)
     pytester.makepyfile(test_example=code)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error",
-                                           *plugin_args())
+                                           *child_args)
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") and not outcomes.get("failed") and not outcomes.get("errors"), \
         "%s:%d\n%s" % (where, line, "\n".join(result.outlines[-30:]))

@@ -8,29 +8,25 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _entry_point_installed():
-    try:
-        from importlib.metadata import entry_points
-    except ImportError:
-        return False
-    eps = entry_points()
-    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", [])
-    return any(ep.value == "testservers.pytest_plugin" for ep in group)
+def isolate_child(monkeypatch):
+    """Make a child pytest import this checkout and load no other plugin.
 
-
-def plugin_args():
-    """Load the plugin by name unless its entry point is installed."""
-    return [] if _entry_point_installed() else ["-p", "testservers.pytest_plugin"]
+    Under ``-W error`` a warning that another installed plugin gives about
+    its own configuration (pytest-asyncio's) would fail the child run.
+    """
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    return ["-p", "testservers.pytest_plugin"]
 
 
 @pytest.fixture
 def run(pytester, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child_args = isolate_child(monkeypatch)
 
     def run(source, *args):
         pytester.makepyfile(test_it=source)
         return pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "-W", "error", *plugin_args(), *args)
+            "-p", "no:cacheprovider", "-W", "error", *child_args, *args)
     return run
 
 

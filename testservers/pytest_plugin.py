@@ -1,7 +1,11 @@
 """pytest fixtures for testservers (registered through the pytest11 entry point).
 
 ``import testservers`` never imports this module; pytest loads it when the
-package is installed, or with ``-p testservers.pytest_plugin``.
+package is installed, or with ``-p testservers.pytest_plugin``.  It imports
+the package relatively, so a copy vendored under another name works the
+same way: ``-p tests._servers.pytest_plugin`` on the command line, or
+``pytest_plugins = ["tests._servers.pytest_plugin"]`` in the top-level
+``conftest.py``.
 
 Fixtures (function scope; each yields a started server and stops it after
 the test):
@@ -23,6 +27,9 @@ the test raises what came later.
 """
 
 import pytest
+
+from . import (TestHTTPServer, TestSMTPServer, TestTCPServer, TestUDPServer,
+               TestUnixDatagramServer, TestUnixStreamServer)
 
 _SERVERS = pytest.StashKey() if hasattr(pytest, "StashKey") else None
 
@@ -71,19 +78,18 @@ def make_server(request):
         raise errors[-1]
 
 
-def _fixture(class_name, **options):
+def _fixture(cls, **options):
     def fixture(make_server):
-        import testservers
-        return make_server(getattr(testservers, class_name), **options)
-    fixture.__doc__ = "A started, recording :class:`testservers.%s`%s." % (
-        class_name, " with TLS" if options else "")
+        return make_server(cls, **options)
+    fixture.__doc__ = "A started, recording :class:`%s.%s`%s." % (
+        __package__, cls.__name__, " with TLS" if options else "")
     return pytest.fixture(fixture)
 
 
-tcp_server = _fixture("TestTCPServer")
-udp_server = _fixture("TestUDPServer")
-unix_stream_server = _fixture("TestUnixStreamServer")
-unix_datagram_server = _fixture("TestUnixDatagramServer")
-smtp_server = _fixture("TestSMTPServer")
-http_server = _fixture("TestHTTPServer")
-https_server = _fixture("TestHTTPServer", tls=True)
+tcp_server = _fixture(TestTCPServer)
+udp_server = _fixture(TestUDPServer)
+unix_stream_server = _fixture(TestUnixStreamServer)
+unix_datagram_server = _fixture(TestUnixDatagramServer)
+smtp_server = _fixture(TestSMTPServer)
+http_server = _fixture(TestHTTPServer)
+https_server = _fixture(TestHTTPServer, tls=True)

@@ -4,17 +4,33 @@ The sinks replace ``python -m smtpd -n -c DebuggingServer`` (removed in 3.12)
 and its kin: each listens on loopback, prints its address first, then each
 message, request, stream or datagram readably as it arrives, until Ctrl-C
 or SIGTERM, and exits 0.
+
+Every option is checked before anything listens, so a mistake gets
+argparse's one-line error and exit status 2 at once.  The sinks themselves
+and how they print are in ``_clisinks``.
 """
 
 import argparse
 import os
+import re
+import selectors
 import signal
+import socket
 import sys
 import threading
 
-from ._logformats import parse_syslog, split_syslog_stream
+from ._clisinks import OWNED_FIELDS, SINKS, Out
 
 PROG = "python -m testservers"
+DEFAULT_HOST = "127.0.0.1"
+
+# RFC 9110 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+# RFC 9110 5.5: a field value is VCHAR, obs-text (0x80-0xFF), SP and HTAB;
+# never CR, LF or NUL, which would end the field or the head early.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
+# RFC 9110 15.3.5, 15.4.5: these responses end at their header section.
+_NO_CONTENT = (204, 304)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,14 +39,57 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, "%s: error: %s\n" % (self.prog, message))
 
 
+# -- the types of the options ---------------------------------------------------
+
+def _number(text, what, low, high):
+    # int() also takes " 80", "8_0" and non-ASCII digits: only ASCII digits here.
+    if not (text.isdigit() and text.isascii()):
+        raise argparse.ArgumentTypeError("invalid %s %r: expected a number %d-%d"
+                                          % (what, text, low, high))
+    value = int(text)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError("invalid %s %d: expected %d-%d"
+                                          % (what, value, low, high))
+    return value
+
+
 def _port(text):
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("invalid port %r: not a number" % text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError("invalid port %d: not in 0..65535" % port)
-    return port
+    return _number(text, "port", 0, 65535)
+
+
+def _status(text):
+    code = _number(text, "status", 100, 599)
+    if code < 200:
+        # RFC 9110 15.2: a 1xx response is interim; the client keeps waiting
+        # for a final one, which the sink would never send.
+        raise argparse.ArgumentTypeError(
+            "invalid status %d: a 1xx response is interim and the client would "
+            "wait for a final one; expected 200-599" % code)
+    return code
+
+
+def _host(text):
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "expected an address or host name, got ''; for every interface "
+            "give 0.0.0.0 or ::")
+    return text
+
+
+def _address(text):
+    """Parse smtpd's positional ``HOST:PORT``, ``[IPV6]:PORT`` or ``:PORT``."""
+    expected = "expected HOST:PORT, [IPV6]:PORT or :PORT, got %r" % text
+    bracketed = re.match(r"\[([^\]]+)\]:([^:]*)\Z", text)
+    if bracketed:
+        host, port = bracketed.groups()
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or "[" in host or "]" in host:
+            raise argparse.ArgumentTypeError(expected)
+        if ":" in host:
+            raise argparse.ArgumentTypeError(
+                "%s: put an IPv6 address in brackets, as in [%s]:%s" % (expected, host, port))
+    return host or DEFAULT_HOST, _port(port)
 
 
 def _user(text):
@@ -40,129 +99,27 @@ def _user(text):
     return user, password
 
 
-class _Out:
-    """Print whole blocks from any thread, flushed, never interleaved.
-
-    When the reader goes away (``... | head -1``), it sets *gone*, which
-    ends the sink, instead of failing in every handler.
-    """
-
-    def __init__(self, stream, gone):
-        self.stream = stream
-        self.gone = gone
-        self.broken = False
-        self.lock = threading.Lock()
-
-    def __call__(self, *lines):
-        with self.lock:
-            if self.gone.is_set():
-                return
-            try:
-                for line in lines:
-                    self.stream.write(line + "\n")
-                self.stream.flush()
-            except OSError:         # BrokenPipeError: nobody reads stdout
-                self.broken = True
-                self.gone.set()
+def _header(text):
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected NAME:VALUE, got %r" % text)
+    name, value = name.strip(), value.strip(" \t")
+    if not _TOKEN.match(name):
+        raise argparse.ArgumentTypeError(
+            "invalid header name %r: expected a token of letters, digits and "
+            "!#$%%&'*+-.^_`|~ before the colon" % name)
+    if name.lower() in OWNED_FIELDS:
+        raise argparse.ArgumentTypeError(
+            "%s is the sink's to send: it frames each response with "
+            "Content-Length and keeps the connection open" % name)
+    if not _FIELD_VALUE.match(value):
+        raise argparse.ArgumentTypeError(
+            "invalid value for header %s: %r; expected Latin-1 text without "
+            "control characters (no CR, LF or NUL)" % (name, value))
+    return name, value
 
 
-def _text(data):
-    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-
-
-# -- the sinks --------------------------------------------------------------------
-
-def _smtp(args, out):
-    from ._smtp import TestSMTPServer
-
-    def handler(peer, mailfrom, rcpttos, data):
-        out("---------- MESSAGE FOLLOWS ----------",
-            "peer: %s  from: %s  to: %s" % (peer, mailfrom, ", ".join(rcpttos)),
-            _text(data).rstrip("\n"),
-            "------------ END MESSAGE ------------")
-    return TestSMTPServer(
-        args.address, handler, auth=dict(args.auth) if args.auth else None,
-        auth_required=bool(args.auth) and args.require_auth,
-        starttls="required" if args.require_starttls else args.starttls,
-        tls=args.tls)
-
-
-def _http(args, out):
-    from ._http import TestHTTPServer
-    headers = dict(h.split(":", 1) for h in args.header)
-
-    def handler(request):
-        body = request.body()
-        out("---------- %s %s %s from %s" % (request.command, request.path,
-                                              request.request_version,
-                                              request.client_address),
-            *["%s: %s" % item for item in request.headers.items()])
-        if body:
-            out("", _text(body))
-        payload = args.body.encode("utf-8")
-        request.send_response(args.status)
-        for name, value in headers.items():
-            request.send_header(name.strip(), value.strip())
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
-    return TestHTTPServer(args.address, handler, tls=args.tls)
-
-
-def _tcp(args, out):
-    from ._stream import TestTCPServer, TestUnixStreamServer
-
-    def handler(request):
-        name = request.client_address or "a Unix client"
-        out("---------- connection from %s" % (name,))
-        while True:
-            data = request.connection.recv(65536)
-            if not data:
-                break
-            out(repr(data))
-        out("---------- %s closed" % (name,))
-    cls = TestUnixStreamServer if args.unix else TestTCPServer
-    return cls(args.address, handler, tls=args.tls)
-
-
-def _udp(args, out):
-    from ._datagram import TestUDPServer, TestUnixDatagramServer
-
-    def handler(request):
-        out("%s: %r" % (request.client_address or "-", request.packet))
-    cls = TestUnixDatagramServer if args.unix else TestUDPServer
-    return cls(args.address, handler)
-
-
-def _syslog(args, out):
-    from ._datagram import TestUDPServer, TestUnixDatagramServer
-    from ._stream import TestTCPServer, TestUnixStreamServer
-
-    def show(data):
-        out(str(parse_syslog(data)))
-
-    if args.tcp:
-        def handler(request):
-            rest = b""
-            while True:
-                data = request.connection.recv(65536)
-                if not data:
-                    break
-                messages, rest = split_syslog_stream(rest + data)
-                for message in messages:
-                    show(message)
-            if rest.strip(b"\0\r\n"):
-                show(rest)              # unframed: the end of the stream ends it
-        cls = TestUnixStreamServer if args.unix else TestTCPServer
-    else:
-        def handler(request):
-            show(request.packet)
-        cls = TestUnixDatagramServer if args.unix else TestUDPServer
-    return cls(args.address, handler)
-
-
-SINKS = {"smtp": _smtp, "http": _http, "tcp": _tcp, "udp": _udp, "syslog": _syslog}
-
+# -- the parser -------------------------------------------------------------------
 
 def _parser():
     parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -171,7 +128,7 @@ def _parser():
     demo = sub.add_parser("demo", help="start every server, drive it with the stdlib "
                           "clients, print what arrived and how long it took")
     demo.set_defaults(func=None)
-    helps = {"smtp": "print each mail (headers and body)",
+    helps = {"smtp": "print each mail (envelope, user, TLS, headers and body)",
              "http": "print each request and answer it",
              "tcp": "print each stream's bytes",
              "udp": "print each datagram",
@@ -179,9 +136,14 @@ def _parser():
     for name, func in SINKS.items():
         p = sub.add_parser(name, help=helps[name], description=helps[name].capitalize() + ".")
         p.set_defaults(func=func)
-        p.add_argument("--host", default="127.0.0.1", help="address to listen on "
-                       "(default: 127.0.0.1; use ::1 for IPv6)")
-        p.add_argument("--port", type=_port, default=0,
+        if name == "smtp":
+            p.add_argument("address", nargs="?", type=_address, metavar="HOST:PORT",
+                           help="address to listen on, as smtpd took it: 127.0.0.1:8025, "
+                           "[::1]:8025 or :8025 (instead of --host and --port)")
+        # None, not the default, so that a clash with HOST:PORT or --unix shows.
+        p.add_argument("--host", type=_host, help="address to listen on "
+                       "(default: %s; use ::1 for IPv6)" % DEFAULT_HOST)
+        p.add_argument("--port", type=_port,
                        help="port (default: 0, a free port, printed first)")
         if name in ("tcp", "udp", "syslog"):
             p.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead")
@@ -189,18 +151,22 @@ def _parser():
             p.add_argument("--tls", action="store_true",
                            help="implicit TLS with the bundled test certificate")
     smtp = sub.choices["smtp"]
-    smtp.add_argument("--starttls", action="store_true", help="offer STARTTLS")
-    smtp.add_argument("--require-starttls", action="store_true",
-                      help="refuse mail before STARTTLS (530)")
-    smtp.add_argument("--auth", type=_user, action="append", metavar="USER:PASSWORD",
+    starttls = smtp.add_mutually_exclusive_group()
+    starttls.add_argument("--starttls", action="store_true", help="offer STARTTLS")
+    starttls.add_argument("--require-starttls", action="store_true",
+                          help="offer STARTTLS and refuse mail before it (530)")
+    smtp.add_argument("--auth", type=_user, action="append", default=[],
+                      metavar="USER:PASSWORD",
                       help="accept AUTH PLAIN/LOGIN for this user (repeatable)")
     smtp.add_argument("--require-auth", action="store_true",
-                      help="refuse mail before AUTH (530)")
+                      help="refuse mail before AUTH (530); needs --auth")
     http = sub.choices["http"]
-    http.add_argument("--status", type=int, default=200, help="status code (default: 200)")
-    http.add_argument("--body", default="", help="response body (default: empty)")
-    http.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
-                      help="response header (repeatable)")
+    http.add_argument("--status", type=_status, default=200,
+                      help="status code, 200-599 (default: 200)")
+    http.add_argument("--body", default="",
+                      help="response body, sent as UTF-8 (default: empty)")
+    http.add_argument("--header", type=_header, action="append", default=[],
+                      metavar="NAME:VALUE", help="response header (repeatable)")
     syslog = sub.choices["syslog"]
     syslog.add_argument("--tcp", action="store_true",
                         help="a stream socket, octet counting or LF/NUL framing "
@@ -208,45 +174,147 @@ def _parser():
     return parser
 
 
-def _serve(args, parser):
-    stop = threading.Event()
-    out = _Out(sys.stdout, stop)
-    if getattr(args, "unix", None):
+def _check(args, parser):
+    """Refuse the combinations of options that cannot work; set args.address."""
+    given = [option for option, value in (("--host", args.host), ("--port", args.port))
+             if value is not None]
+    if getattr(args, "unix", None) is not None:
+        if given:
+            parser.error("--unix and %s exclude each other: a Unix socket has no "
+                         "host or port" % " and ".join(given))
+        if not args.unix:
+            parser.error("argument --unix: expected a path, got ''")
         args.address = args.unix
+    elif getattr(args, "address", None) is not None:
+        if given:
+            parser.error("HOST:PORT and %s exclude each other; give one"
+                         % " and ".join(given))
     else:
-        args.address = (args.host, args.port)
-    if args.command == "http":
-        for header in args.header:
-            if ":" not in header:
-                parser.error("argument --header: expected NAME:VALUE, got %r" % header)
-    try:
-        server = args.func(args, out)
-    except OSError as exc:
-        parser.error("cannot listen on %s: %s" % (
-            args.address if isinstance(args.address, str) else "%s port %s" % args.address,
-            exc.strerror or exc))
-    except ValueError as exc:       # options that exclude each other
-        parser.error(str(exc))
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    try:
-        server.start()
-        where = server.server_address if server.port is None else "%s port %d" % (
-            server.server_address[0], server.port)
-        out("%s %s: listening on %s" % (PROG, args.command, where))
-        while not stop.wait(3600):
+        args.address = (args.host or DEFAULT_HOST, args.port or 0)
+    if args.command == "smtp":
+        if args.tls and (args.starttls or args.require_starttls):
+            parser.error("--tls and --%s exclude each other: implicit TLS or "
+                         "STARTTLS, choose one"
+                         % ("starttls" if args.starttls else "require-starttls"))
+        if args.require_auth and not args.auth:
+            parser.error("--require-auth needs --auth USER:PASSWORD: with no user "
+                         "to log in as, every mail would be refused")
+        users = [user for user, _ in args.auth]
+        for user in users:
+            if users.count(user) > 1:
+                parser.error("argument --auth: user %r is given twice" % user)
+    if args.command == "http" and args.status in _NO_CONTENT and args.body:
+        parser.error("--status %d answers with no body (RFC 9110 %s); leave out --body"
+                     % (args.status, "15.3.5" if args.status == 204 else "15.4.5"))
+
+
+# -- running a sink -----------------------------------------------------------------
+
+def _ignore(signum, frame):
+    """Do nothing: the C-level handler has already written to the wakeup fd."""
+
+
+class _Wakeup:
+    """Wake the main thread for SIGINT, SIGTERM or the end of the reader.
+
+    A signal handler runs in the main thread between any two bytecodes,
+    maybe while that thread holds a lock (an Event's, the output's), so it
+    must take none and raise nothing.  Python's C-level handler writes
+    the signal number to the fd given to :func:`signal.set_wakeup_fd`;
+    the main thread blocks on the other end of that socket pair in a
+    selector, and the Python-level handler does nothing.  Other threads
+    write to the same socket to end the sink.
+    """
+
+    def __init__(self):
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._reader, selectors.EVENT_READ)
+        self._previous = {}
+        self._previous_fd = None
+
+    def install(self):
+        """Route SIGINT and SIGTERM here; only the main thread can."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(),
+                                                 warn_on_full_buffer=False)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if previous is not signal.SIG_IGN:     # as under nohup: stay ignored
+                self._previous[signum] = signal.signal(signum, _ignore)
+
+    def wake(self):
+        """End :meth:`wait`; safe from any thread, any number of times."""
+        try:
+            self._writer.send(b"\0")
+        except OSError:
+            pass        # the buffer is full (it is awake) or the sink has ended
+
+    def wait(self):
+        """Block until a signal arrives or :meth:`wake` is called."""
+        while not self._selector.select():
             pass
-    except KeyboardInterrupt:
-        pass
+
+    def close(self):
+        """Restore the signal handlers and the wakeup fd; close the sockets."""
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        if self._previous_fd is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+        self._selector.close()
+        self._reader.close()
+        self._writer.close()
+
+
+def _describe(address):
+    return address if isinstance(address, str) else "%s port %s" % address
+
+
+def _serve(args, parser):
+    _check(args, parser)
+    wakeup = _Wakeup()
+    try:
+        wakeup.install()
+        out = Out(sys.stdout, wakeup.wake)
+        try:
+            server = args.func(args, out)
+        except OSError as exc:
+            parser.error("cannot listen on %s: %s" % (_describe(args.address),
+                                                      exc.strerror or exc))
+        except (TypeError, ValueError) as exc:  # the server refused an option
+            parser.error(str(exc))
+        try:
+            server.start()
+            where = server.server_address if server.port is None else "%s port %d" % (
+                server.server_address[0], server.port)
+            out("%s %s: listening on %s" % (PROG, args.command, where))
+            wakeup.wait()
+        finally:
+            errors = _stop(server)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        errors = server.take_errors()
-        server.stop()
+        wakeup.close()
     if out.broken:
         # As the docs of signal advise: no flush at exit into the broken pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for exc in errors:      # a sink's own failures
         sys.stderr.write("%s: error in the %s sink: %r\n" % (PROG, args.command, exc))
     return 1 if errors else 0
+
+
+def _stop(server):
+    """Stop *server*; return every error it met, the one stop() raised first."""
+    try:
+        server.stop()
+        raised = None
+    except Exception as exc:        # a TimeoutError, or the first handler error
+        raised = exc
+    errors = server.take_errors()
+    if raised is not None and not any(exc is raised for exc in errors):
+        errors.insert(0, raised)
+    return errors
 
 
 def main(argv=None):

@@ -216,15 +216,17 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
 
     ``TestHTTPServer(listen_addr=None, handler=None, poll_interval=0.5,
     log=False, sslctx=None, *, tls=False, allow_unmatched=False,
-    keep_alive=True, close_unframed=True, request_timeout=10.0,
+    strict=False, keep_alive=True, close_unframed=True, request_timeout=10.0,
     keep_alive_timeout=60.0, max_request_line=8192, max_header_size=65536,
     max_headers=100, max_body_size=67108864)``
 
     *handler* is called with a :class:`http.server.BaseHTTPRequestHandler`
-    for every request, whatever its method, as in CPython's test_logging;
-    with ``None`` the server answers from :meth:`expect`, and a request
-    that matches nothing is an :exc:`UnexpectedRequest` unless
-    *allow_unmatched*.  *log* sends a line per response to the
+    for every request, whatever its method, as in CPython's test_logging.
+    Expectations registered with :meth:`expect` answer first; what none
+    matches goes to the handler, or with ``None`` is answered 404 and
+    recorded as an :exc:`UnexpectedRequest` unless *allow_unmatched*.
+    *strict* makes :meth:`stop` raise :exc:`AssertionError` for
+    expectations not used as declared.  *log* sends a line per response to the
     ``testservers`` logger.  *sslctx* serves HTTPS; ``tls=True`` does so
     with the bundled test certificate.  *keep_alive* false closes every
     connection after one response; *close_unframed* false keeps it open
@@ -243,7 +245,8 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     client_speaks_first = True
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, log=False,
-                 sslctx=None, *, tls=False, allow_unmatched=False, keep_alive=True,
+                 sslctx=None, *, tls=False, allow_unmatched=False, strict=False,
+                 keep_alive=True,
                  close_unframed=True, request_timeout=REQUEST_TIMEOUT,
                  keep_alive_timeout=KEEP_ALIVE_TIMEOUT,
                  max_request_line=MAX_REQUEST_LINE, max_header_size=MAX_HEADER_SIZE,
@@ -259,8 +262,11 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
                                           or max_body_size < 0):
             raise ValueError("max_body_size must be None or an int >= 0, not %r"
                              % (max_body_size,))
+        if not isinstance(strict, bool):
+            raise TypeError("strict must be True or False, not %r" % (strict,))
         self.log = log
         self.allow_unmatched = allow_unmatched
+        self.strict = strict
         self.keep_alive = keep_alive
         self.close_unframed = close_unframed
         self.request_timeout = request_timeout

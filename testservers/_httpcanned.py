@@ -1,25 +1,27 @@
 """HTTP records and canned responses: Request, Expectation, UnexpectedRequest.
 
 A :class:`Request` is kept for every request the HTTP servers read, whoever
-answered it.  With no handler, a server answers from the expectations that
-:meth:`_CannedMixin.expect` registers, in the spirit of pytest-httpserver
-but with nothing to install: a request that matches none is answered 404
-and recorded as an :exc:`UnexpectedRequest`, which ``stop()`` raises.
+answered it.  The expectations that :meth:`_CannedMixin.expect` registers
+answer first, in the spirit of pytest-httpserver but with nothing to
+install; a request that matches none goes to the server's handler, or,
+when it has none, is answered 404 and recorded as an
+:exc:`UnexpectedRequest` (listing why each expectation did not match),
+which ``stop()`` raises.  What an expectation matches is in
+``_httpmatch``, how it answers in ``_httpreply``.
 """
 
 import json as _json
-import re
 import time
 import urllib.parse
 from http.client import HTTPMessage
 
+from ._httpmatch import _Matcher, _short, check_callable, parse_form
+from ._httpreply import _Reply, _number
+
 __all__ = ["Request", "Expectation", "UnexpectedRequest"]
 
-_Pattern = type(re.compile(""))
-
-# Responses that carry no body and, for 204, no Content-Length
-# (RFC 9110 6.4.1, 8.6).
-_NO_BODY = (204, 304)
+#: How many expectations the unmatched-request report lists.
+REPORT_LIMIT = 20
 
 
 def _split_target(target):
@@ -86,8 +88,21 @@ class Request:
         return self.body.decode(self.headers.get_content_charset() or "utf-8")
 
     def form(self):
-        """Return an ``application/x-www-form-urlencoded`` body as a dict of lists."""
-        return urllib.parse.parse_qs(self.body.decode("latin-1"), keep_blank_values=True)
+        """Return the fields of a form body as a dict of lists of str.
+
+        The body is ``multipart/form-data`` when Content-Type says so (its
+        text parts; the files are in :meth:`files`), and otherwise
+        ``application/x-www-form-urlencoded``.  A malformed multipart body
+        raises :exc:`ValueError`.
+        """
+        return parse_form(self)[0]
+
+    def files(self):
+        """Return the files of a ``multipart/form-data`` body, a dict of lists.
+
+        Each file is a named tuple ``(filename, content_type, data)``.
+        """
+        return parse_form(self)[1]
 
     def json(self):
         """Return the body parsed as JSON."""
@@ -105,17 +120,29 @@ class UnexpectedRequest(AssertionError):
     """A request that no expectation of a handler-less server matched."""
 
 
-def _header_pairs(headers):
-    if headers is None:
-        return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    pairs = []
-    for name, value in items:
-        if not isinstance(name, str) or not isinstance(value, (str, int)):
-            raise TypeError("headers must map str names to str values, not %r: %r"
-                            % (name, value))
-        pairs.append((name, str(value)))
-    return pairs
+def _started(request):
+    """Tell whether a response to *request* (the request object) was begun."""
+    writer = request.wfile
+    return bool(request._headers_buffer or writer.sent or getattr(writer, "_held", None))
+
+
+def _call(func, request):
+    """Call a handler with the request object.
+
+    A handler that wrote nothing and returned a value (a str, bytes, a
+    tuple) most likely meant it as the response, and the client would see
+    the connection close (issue 10): that is a TypeError, and the client
+    gets a 500.  What a handler that wrote a response returns is ignored,
+    so that ``lambda request: request.wfile.write(...)`` works.
+    """
+    result = func(request)
+    if result is not None and not _started(request):
+        raise TypeError(
+            "the handler %s wrote nothing and returned %s; an HTTP handler sends its "
+            "response through the request object it gets (send_response(), "
+            "send_header(), end_headers() and wfile, or respond()), and returning "
+            "a value does not send it"
+            % (getattr(func, "__name__", None) or repr(func), _short(result, 200)))
 
 
 class Expectation:
@@ -124,51 +151,25 @@ class Expectation:
     ``count`` is how many requests it answered and ``requests`` lists them;
     ``times`` is how often it answers (``None``: always); ``remaining`` is
     how often it still will.  :meth:`wait` blocks until it has answered.
+    The other attributes hold the arguments of ``expect()``.
     """
 
-    def __init__(self, server, method, path, query, match_headers, status,
-                 headers, body, json, delay, times, ordered):
-        if method is not None and not isinstance(method, str):
-            raise TypeError("method must be a str or None, not %r" % (method,))
-        if not isinstance(path, (str, _Pattern)):
-            raise TypeError("path must be a str or a compiled re pattern, not %r" % (path,))
-        if isinstance(path, str) and not (path.startswith("/") or path == "*"):
-            raise ValueError("path must start with '/' (without the query), not %r" % path)
-        if query is not None and not isinstance(query, (str, dict)):
-            raise TypeError("query must be None, a str or a dict, not %r" % (query,))
-        if not isinstance(status, int) or not 200 <= status <= 599:
-            raise ValueError("status must be an int from 200 to 599, not %r" % (status,))
-        if json is not None and body:
-            raise ValueError("give body or json, not both")
-        if times is not None and (not isinstance(times, int) or times < 1):
-            raise ValueError("times must be None or a positive int, not %r" % (times,))
-        if delay < 0:
-            raise ValueError("delay must not be negative, not %r" % (delay,))
+    def __init__(self, server, matcher, reply, handler, delay, times, ordered):
         self._server = server
-        self.method = method.upper() if method is not None else None
-        self.path = path
-        self.query = query
-        self.match_headers = _header_pairs(match_headers)
-        self.status = status
-        self.headers = _header_pairs(headers)
+        self._matcher, self._reply, self.handler = matcher, reply, handler
+        self.method, self.path, self.query = matcher.method, matcher.path, matcher.query
+        self.match_headers = matcher.headers
+        self.match_body, self.match_json = matcher.body, matcher.json
+        self.match_form, self.match = matcher.form, matcher.predicate
+        self.status = self.headers = self.body = self.chunk_delay = self.truncate = None
+        if reply is not None:
+            self.status, self.headers, self.body = reply.status, reply.headers, reply.body
+            self.chunk_delay, self.truncate = reply.chunk_delay, reply.truncate
         self.delay = delay
         self.ordered = ordered
-        self.times = 1 if ordered and times is None else times
+        self.times = times
         self._requests = []         # at most the server's max_records of them
         self._count = 0
-        ctype = None
-        if json is not None:
-            body, ctype = _json.dumps(json).encode("utf-8"), "application/json"
-        elif isinstance(body, str):
-            body, ctype = body.encode("utf-8"), "text/plain; charset=utf-8"
-        elif not isinstance(body, (bytes, bytearray)):
-            raise TypeError("body must be bytes or str, not %r" % (type(body).__name__,))
-        self.body = bytes(body)
-        names = {name.lower() for name, _ in self.headers}
-        if ctype and "content-type" not in names and status not in _NO_BODY:
-            self.headers.append(("Content-Type", ctype))
-        if not names & {"content-length", "transfer-encoding"} and status not in _NO_BODY:
-            self.headers.append(("Content-Length", str(len(self.body))))
 
     @property
     def requests(self):
@@ -186,27 +187,6 @@ class Expectation:
         """How many more requests it answers, or ``None`` for no limit."""
         return None if self.times is None else self.times - self._count
 
-    def _matches(self, request):
-        if self.times is not None and self._count >= self.times:
-            return False
-        if self.method not in (None, request.method) and not (
-                self.method == "GET" and request.method == "HEAD"):   # RFC 9110 9.3.2
-            return False
-        if isinstance(self.path, str):
-            if request.path != self.path:
-                return False
-        elif not self.path.fullmatch(request.path):
-            return False
-        if isinstance(self.query, str) and request.query != self.query:
-            return False
-        if isinstance(self.query, dict):
-            want = {k: list(v) if isinstance(v, (list, tuple)) else [v]
-                    for k, v in self.query.items()}
-            if request.params != want:
-                return False
-        return all(value in (request.headers.get_all(name) or ())
-                   for name, value in self.match_headers)
-
     def wait(self, count=None, timeout=None):
         """Wait until it answered *count* requests (default: ``times``, or 1).
 
@@ -218,57 +198,117 @@ class Expectation:
             lambda: list(self._requests) if self._count >= count else None,
             timeout, "%d requests matching %s" % (count, self._describe()))
 
-    def _respond(self, handler):
-        handler.send_response(self.status)
-        for name, value in self.headers:
-            handler.send_header(name, value)
-        handler.end_headers()
-        if handler.command != "HEAD" and self.status not in _NO_BODY and self.body:
-            handler.wfile.write(self.body)
+    def _used_up(self):
+        if self.times is not None and self._count >= self.times:
+            return ["used up (answered %d of %d)" % (self._count, self.times)]
+        return None
+
+    def _claim(self, request, head):
+        """Count *request* as answered, unless it is no longer available.
+
+        Called with the server's lock held, after the (unlocked) match.
+        """
+        server = self._server
+        why = self._used_up()
+        if why is None and self.ordered and head() is not self:
+            why = ["ordered: another is due first"]
+        if why is not None:
+            return why
+        self._count += 1
+        if len(self._requests) < server.max_records:
+            self._requests.append(request)
+        elif self._count == server.max_records + 1:
+            server._record_error(OverflowError(
+                "%r: %r kept %d requests, the server's max_records; later "
+                "ones were only counted" % (server, self, server.max_records)))
+        server._cond.notify_all()
+        return None
+
+    def _respond(self, request, halt):
+        if self.delay:
+            halt.wait(self.delay)
+        if self._reply is None:
+            _call(self.handler, request)
+        else:
+            self._reply.send(request, halt)
 
     def _describe(self):
-        path = self.path if isinstance(self.path, str) else "re %r" % self.path.pattern
-        query = "" if self.query is None else "?%s" % (
-            self.query if isinstance(self.query, str) else urllib.parse.urlencode(
-                self.query, doseq=True))
-        return "%s %s%s" % (self.method or "*", path, query)
+        return self._matcher.describe()
 
-    def __repr__(self):
+    def _answer_text(self):
         mode = "ordered" if self.ordered else "always" if self.times is None else (
             "%d times" % self.times)
-        return "<Expectation %s -> %d, %s, answered %d>" % (
-            self._describe(), self.status, mode, self._count)
+        answer = self._reply.describe() if self._reply is not None else "handler %s" % (
+            getattr(self.handler, "__name__", None) or repr(self.handler))
+        return "%s, %s" % (answer, mode)
+
+    def __repr__(self):
+        return "<Expectation %s -> %s, answered %d>" % (
+            self._describe(), self._answer_text(), self._count)
+
+
+def _is_default(value, default):
+    return value is default or (type(value) is type(default) and value == default)
 
 
 class _CannedMixin:
-    """The canned-response part of the HTTP servers (``handler=None``)."""
+    """The expectations of the HTTP servers, tried before any handler."""
 
     allow_unmatched = False
+    strict = False
+    _restarting = 0
+    _strict_seen = None     # the use of the expectations strict mode last raised for
 
-    def expect(self, method, path, *, query=None, match_headers=None, status=200,
-               headers=None, body=b"", json=None, delay=0.0, times=None,
-               ordered=False):
-        """Answer requests for *method* and *path* with a canned response.
+    def expect(self, method, path, *, query=None, match_headers=None, match_body=None,
+               match_json=None, match_form=None, match=None, status=200, headers=None,
+               body=b"", json=None, handler=None, delay=0.0, chunk_delay=0.0,
+               truncate=None, times=None, ordered=False):
+        """Answer requests that match with a canned response, or a handler.
 
-        *method* is a method name (``"GET"`` also answers HEAD, without
-        the body), or ``None`` for any; *path* is the path
-        without the query, exact as sent, or a compiled :mod:`re` pattern
-        that must match it whole.  *query* (a raw query string, or a dict
-        compared with :attr:`Request.params`) and *match_headers* (name to
-        value; each must be among the request's values for that name)
-        narrow the match.  The response is *status* with *headers*, and
-        *body* (bytes, or str sent as UTF-8 ``text/plain``) or *json* (any
-        value :func:`json.dumps` takes, sent as ``application/json``);
-        Content-Length is added.  *delay* seconds pass before it is sent.
-
-        *times* ``None`` answers every match, an int that many matches.
-        *ordered* expectations (``times`` defaults to 1) answer only in the
-        order they were registered.  Ordered ones are tried first (only the
-        next one due), then those with *times*, then the others, each in
-        registration order.  Return the :class:`Expectation`.
+        *method* (``None``: any; ``"GET"`` also answers HEAD), *path* (as
+        sent, or a compiled :mod:`re` pattern; a str may carry the query
+        after ``?``), *query* (a raw str, or a dict compared with
+        :attr:`Request.params`, values as strings), *match_headers* (name
+        to value, pattern, or ``None`` for absent), *match_body* (bytes,
+        or str compared with the decoded text), *match_json* (compared as
+        data), *match_form* (fields that must have those values) and
+        *match* (a predicate of the :class:`Request`) decide which requests
+        it answers.  The answer is *status*, *headers* and *body* (bytes,
+        str, or an iterable of pieces sent chunked, *chunk_delay* seconds
+        apart) or *json*, cut after *truncate* body bytes if given; or
+        *handler*, called with the request object as a server handler is.
+        *delay* seconds pass first.  *times* (``None``: always) bounds how
+        often it answers; *ordered* ones answer in turn.  Every argument
+        is checked now.  Return the :class:`Expectation`.
         """
-        exp = Expectation(self, method, path, query, match_headers, status,
-                          headers, body, json, delay, times, ordered)
+        matcher = _Matcher(method, path, query, match_headers, match_body, match_json,
+                           match_form, match)
+        if not isinstance(ordered, bool):
+            raise TypeError("ordered must be True or False, not %r" % (ordered,))
+        if times is not None:
+            if isinstance(times, bool) or not isinstance(times, int):
+                raise TypeError("times must be None or an int, not %r" % (times,))
+            if times < 1:
+                raise ValueError("times must be None or a positive int, not %r" % (times,))
+        _number(delay, "delay")
+        reply = None
+        if handler is not None:
+            check_callable(handler, "handler")
+            given = [name for name, value, default in (
+                ("status", status, 200), ("headers", headers, None), ("body", body, b""),
+                ("json", json, None), ("chunk_delay", chunk_delay, 0.0),
+                ("truncate", truncate, None)) if not _is_default(value, default)]
+            if given:
+                raise ValueError("a handler sends its own response: give handler or %s, "
+                                 "not both" % ", ".join(given))
+        else:
+            reply = _Reply(status, headers, body, json, chunk_delay, truncate)
+        if ordered and times is None:
+            times = 1
+        if reply is not None and reply.one_shot and times != 1:
+            raise ValueError("a body given as an iterator (a generator) can be sent once: "
+                             "pass times=1, or give a list of pieces to answer every time")
+        exp = Expectation(self, matcher, reply, handler, delay, times, ordered)
         with self._cond:
             self._expectations.append(exp)
         return exp
@@ -288,7 +328,7 @@ class _CannedMixin:
         """Raise :exc:`AssertionError` unless every expectation was used.
 
         Used means: answered at least once, and exactly ``times`` times when
-        ``times`` was given.  ``stop()`` does not check this.
+        ``times`` was given.  ``stop()`` checks this too when ``strict``.
         """
         with self._cond:
             unused = [e for e in self._expectations
@@ -297,40 +337,92 @@ class _CannedMixin:
             raise AssertionError("%r: %d expectations not used as declared: %s" % (
                 self, len(unused), "; ".join(repr(e) for e in unused)))
 
+    def stop(self, timeout=None):
+        """Stop serving, then, when ``strict``, check the expectations."""
+        super().stop(timeout)
+        if self.strict and not self._restarting:
+            with self._cond:
+                seen = [(e, e._count) for e in self._expectations]
+                if seen == self._strict_seen:
+                    return          # raised already for just this
+                self._strict_seen = seen
+            self.check_expectations()
+
+    def restart(self, timeout=None):
+        """Stop, then start again on the same port (or path)."""
+        self._restarting += 1       # a restart is not the end of the test
+        try:
+            return super().restart(timeout)
+        finally:
+            self._restarting -= 1
+
+    def _answer(self, request):
+        """Answer *request*: by an expectation, else the handler, else 404."""
+        handler = self._handler
+        if handler is not None and not self._expectations:
+            _call(handler, request)     # the usual case: no matching at all
+            return
+        exp, report = self._match(request.record)
+        if exp is not None:
+            exp._respond(request, self._halt)
+        elif handler is not None:
+            _call(handler, request)
+        else:
+            self._unmatched(request, report)
+
     def _match(self, request):
-        exps = self._expectations
-        head = next((e for e in exps if e.ordered and e.remaining), None)
-        candidates = ([head] if head is not None else []) + [
+        """Return (the expectation that answers *request*, None) or (None, report).
+
+        The matching runs with no lock held (a ``match`` predicate is the
+        test's code); only the claim of the match takes the lock.  The
+        next ordered expectation is tried first, then those with ``times``,
+        then the others, each group in registration order.
+        """
+        with self._cond:
+            exps = list(self._expectations)
+
+        def head():
+            return next((e for e in self._expectations if e.ordered and not e._used_up()),
+                        None)
+        due = head()
+        order = ([due] if due is not None else []) + [
             e for e in exps if not e.ordered and e.times is not None] + [
             e for e in exps if not e.ordered and e.times is None]
-        for exp in candidates:
-            if exp._matches(request):
-                exp._count += 1
-                if len(exp._requests) < self.max_records:
-                    exp._requests.append(request)
-                elif exp._count == self.max_records + 1:
-                    self._record_error(OverflowError(
-                        "%r: %r kept %d requests, the server's max_records; later "
-                        "ones were only counted" % (self, exp, self.max_records)))
-                self._cond.notify_all()
-                return exp, head
-        return None, head
+        reasons, errors, found = {}, [], None
+        for exp in order:
+            why = exp._used_up() or exp._matcher.differences(request, errors.append)
+            if why is None:
+                with self._cond:
+                    why = exp._claim(request, head)
+                if why is None:
+                    found = exp
+                    break
+            reasons[exp] = why
+        for exc in errors:
+            self._record_error(exc)
+        if found is not None:
+            return found, None
+        report = []
+        for exp in exps[:REPORT_LIMIT]:
+            why = reasons.get(exp) or exp._used_up() or [
+                "ordered: %s is due first" % (due._describe() if due else "another")]
+            report.append("  %s -> %s: %s" % (exp._describe(), exp._answer_text(),
+                                              "; ".join(why)))
+        if len(exps) > REPORT_LIMIT:
+            report.append("  and %d more" % (len(exps) - REPORT_LIMIT))
+        if due is not None:
+            report.append("the next ordered one is %s" % due._describe())
+        return None, report
 
-    def _respond_canned(self, handler):
-        request = handler.record
-        with self._cond:
-            exp, head = self._match(request)
+    def _unmatched(self, request, report):
+        record = request.record
+        text = "no expectation matches %s %s" % (record.method, record.target)
+        if report:
             count = len(self._expectations)
-        if exp is None:
-            text = "no expectation matches %s %s" % (request.method, request.target)
-            if head is not None:
-                text += "; the next ordered one is %s" % head._describe()
-            if not self.allow_unmatched:
-                self._record_error(UnexpectedRequest(
-                    "%r: %s (%d expectations registered; the client got 404)"
-                    % (self, text, count)))
-            handler._send_simple(404, text, handler.close_connection)
-            return
-        if exp.delay:
-            self._halt.wait(exp.delay)
-        exp._respond(handler)
+            text += "; the %s:\n%s" % ("expectation" if count == 1 else "%d expectations" % count,
+                                       "\n".join(report))
+        else:
+            text += "; there are no expectations"
+        if not self.allow_unmatched:
+            self._record_error(UnexpectedRequest("%r: the client got 404: %s" % (self, text)))
+        request._send_simple(404, text, request.close_connection)

@@ -17,7 +17,8 @@ import socket
 import time
 
 from ._base import _log
-from ._httpcanned import Request, _split_target
+from ._httpcanned import Request, _split_target, _started
+from ._httpreply import _Reply
 
 __all__ = []
 
@@ -100,8 +101,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     ``handle()`` serves the whole connection, one request after another.
     Besides the usual attributes, ``body()`` returns the decoded request
-    body (also readable from ``rfile``) and ``record`` is its
-    :class:`Request`.
+    body (also readable from ``rfile``), ``record`` is its
+    :class:`Request`, and ``respond()`` sends a whole response at once.
     """
 
     protocol_version = "HTTP/1.1"
@@ -377,11 +378,14 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         return not (self.close_connection or writer.must_close)
 
     def _call_handler(self):
-        handler = self.server._handler
-        if handler is None:
-            self.server._respond_canned(self)
-        else:
-            handler(self)
+        self.server._answer(self)   # expectations first, then the handler (_httpcanned)
+
+    def respond(self, status=200, *, headers=None, body=b"", json=None, chunk_delay=0.0,
+                truncate=None):
+        """Send a whole response, built as ``expect()`` builds a canned one."""
+        if _started(self):
+            raise RuntimeError("respond() after the response was started")
+        _Reply(status, headers, body, json, chunk_delay, truncate).send(self, self.server._halt)
 
     def _reject(self, status, reason):
         self._new_record(reason)

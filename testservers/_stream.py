@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import socketserver
+import struct
 import time
 
 try:
@@ -19,6 +20,7 @@ except ImportError:         # a Python built without OpenSSL
     ssl = None
 
 from ._base import _BaseServer, _is_disconnect, _log
+from ._faults import GARBAGE, Fault, _check_int, _check_number
 from ._records import Connection
 
 __all__ = ["TestTCPServer", "TestUnixStreamServer"]
@@ -28,6 +30,8 @@ HANDSHAKE_TIMEOUT = 10.0
 
 #: How many received bytes a :class:`Connection` keeps in ``data``.
 MAX_DATA = 64 * 1024 * 1024
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)     # struct linger: on, 0 s: close() resets
 
 _MSG_PEEK = int(socket.MSG_PEEK)    # a plain int: IntFlag.__and__ is slow per call
 
@@ -127,8 +131,6 @@ class _Counting:
 
 
 class _CountingSocket(_Counting, socket.socket):
-    __slots__ = ("_record",)
-
     def sendall(self, data, flags=0):
         # socket.socket.sendall is C code and does not call send().
         view = memoryview(data).cast("B")
@@ -153,6 +155,20 @@ if ssl is not None:
         pass
 
 
+def _tls_option(sslctx, tls):
+    """Check the *sslctx* and *tls* options; return the context to serve."""
+    if sslctx is not None and (ssl is None or not isinstance(sslctx, ssl.SSLContext)):
+        raise TypeError("sslctx must be an ssl.SSLContext or None, not %r" % (sslctx,))
+    if not isinstance(tls, (bool, str)):
+        raise TypeError("tls must be a bool or a str, not %r" % (tls,))
+    if tls is False:
+        return sslctx
+    if sslctx is not None:
+        raise ValueError("give sslctx or tls, not both")
+    from ._tls import _context_for_option
+    return _context_for_option(tls)
+
+
 class _StreamServer(_BaseServer):
     """A stream server: subclasses implement ``_serve_connection``."""
 
@@ -162,14 +178,97 @@ class _StreamServer(_BaseServer):
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5,
                  *, sslctx=None, tls=False):
-        if tls and sslctx is None:
-            from ._tls import server_ssl_context
-            sslctx = server_ssl_context()
+        sslctx = _tls_option(sslctx, tls)
         self.sslctx = sslctx
         super().__init__(listen_addr, handler, poll_interval)
 
+    # -- records and waits ----------------------------------------------------
+
+    @property
+    def connections(self):
+        """A list of the :class:`Connection` records, oldest first."""
+        return self._snapshot("connections")
+
+    def wait_connections(self, count=1, timeout=None, closed=False):
+        """Wait until *count* connections were accepted; return them all.
+
+        With *closed* true, wait until *count* of them have also closed,
+        so their ``data`` is complete, and return only the closed ones.
+        """
+        accept = (lambda c: c.closed is not None) if closed else None
+        return self._wait_count("connections", count, timeout, accept)
+
+    # -- faults (see _faults) -------------------------------------------------
+
+    def drop(self, reset=False):
+        """End every open connection now, cleanly or with *reset* (RST).
+
+        A handler blocked in a read sees the end of the stream; its later
+        writes fail.  Returns a :class:`Fault` with nothing to undo.
+        """
+        with self._cond:
+            live = list(self._live.values())
+        for sock, _ in live:
+            record = getattr(sock, "_record", None)
+            if record is not None:
+                record.fault = "reset" if reset else "drop"
+                if record.closed_by is None:
+                    record.closed_by = "server"
+            try:
+                if reset:
+                    # close() sends the RST (linger 0); until the handler thread
+                    # gets there, reads see EOF and writes fail.  Mark it first:
+                    # the woken thread must not send a FIN on its way out.
+                    sock._dropped = True
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                    socket.socket.shutdown(sock, socket.SHUT_RD)
+                else:
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return Fault(self, "reset" if reset else "drop")
+
+    def delay(self, accept=0.0, reply=0.0):
+        """Wait *accept* seconds before each accept, *reply* before each reply.
+
+        A reply is what the server sends after it has received something (and
+        a greeting, for protocols that start with one).
+        """
+        _check_number("accept", accept)
+        _check_number("reply", reply)
+        return self._fault("delay", accept_delay=float(accept), reply_delay=float(reply))
+
+    def drip(self, chunk=1, interval=0.01):
+        """Send every reply *chunk* bytes at a time, *interval* s apart."""
+        _check_int("chunk", chunk, 1)
+        _check_number("interval", interval)
+        return self._fault("drip", drip=(chunk, float(interval)))
+
+    def garbage(self, data=GARBAGE):
+        """Answer each new connection with *data*, then close it.
+
+        Servers whose clients speak first (HTTP) read the request first.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("garbage data must be bytes, not %r" % (data,))
+        return self._fault("garbage", garbage=bytes(data))
+
+    def hang_up(self):
+        """Close each new connection with no reply (after the request, for
+        servers whose clients speak first)."""
+        return self._fault("hang_up", hang_up=True)
+
+    def _fault(self, name, **settings):
+        faults = self._faults
+        token = faults.push(settings)
+        return Fault(self, name, lambda: faults.pop(token))
+
+    # -- serving ------------------------------------------------------------
+
     def _on_readable(self, listener):
-        for _ in range(64):        # a burst, then let the loop look around
+        # Accept all that is pending: a backlog left to fill up drops SYNs,
+        # and the client then waits a second for its retry.
+        while not self._stopping:
             try:
                 conn, peer = listener.accept()
             except (BlockingIOError, InterruptedError):

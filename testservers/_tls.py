@@ -57,3 +57,14 @@ def client_ssl_context(cafile=None):
     context = ssl.create_default_context(cafile=cafile or CA_CERT_FILE)
     context.verify_flags |= ssl.VERIFY_X509_STRICT
     return context
+
+
+def _context_for_option(tls):
+    """Return the server context that the ``tls`` option *tls* asks for.
+
+    ``True`` means the bundled certificate.  Any other value is refused
+    with :exc:`ValueError`, naming the values that are accepted.
+    """
+    if tls is True:
+        return server_ssl_context()
+    raise ValueError("tls must be False or True, not %r" % (tls,))

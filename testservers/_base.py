@@ -2,22 +2,43 @@
 
 The contract, once for every class:
 
-1. The constructor binds, so ``port`` is known and a bind error is raised
-   in the caller's thread.  The address family comes from the address.
+1. The constructor checks its arguments and binds, so ``port`` is known
+   and a bind error is raised in the caller's thread.  The address family
+   comes from the address.
 2. :meth:`~_BaseServer.start` runs the service loop on a named thread and
-   returns once ``ready`` is set; starting twice raises RuntimeError.
+   returns once ``ready`` is set; starting twice raises RuntimeError, and a
+   loop that dies before it is ready raises what killed it.
 3. :meth:`~_BaseServer.stop` is idempotent, safe before start, and returns
    at once: a socketpair registered in the loop's selector wakes it.  It
    closes the listener, shuts down accepted connections so blocked reads
    return, joins every thread against one deadline, removes the Unix
    socket path, clears ``ready``, and then raises what went wrong.
+
+Threads and locks.  One service thread per server blocks in its selector;
+each stream connection has a thread of its own; the test's thread calls
+start(), stop(), the faults and the waits.  The locks, in the only order
+in which one may be taken while another is held:
+
+1. ``_lifecycle`` (an RLock): start/stop state changes.  Held only for
+   the bookkeeping, never across a join, a wait on another thread, or
+   user code.  A ``stop()`` in progress is marked by ``_stop_owner``; a
+   nested or concurrent ``stop()`` returns at once and leaves the work to
+   it, and ``start()`` meanwhile raises RuntimeError.
+2. ``_cond`` (the condition of ``_records``; an RLock): records, errors,
+   the live connections, the timer heap.  Never held while user code runs
+   (handlers, hooks, ``wait_for`` predicates).
+3. ``_faults._lock``: a leaf; nothing is acquired under it.
+
+No lock is ever held across ``Thread.join()``.
 """
 
 import errno
 import heapq
+import inspect
 import itertools
 import logging
 import os
+import re
 import selectors
 import socket
 import socketserver
@@ -27,7 +48,7 @@ import tempfile
 import threading
 import time
 
-from ._faults import _FaultsMixin
+from ._faults import Fault, _FaultState, _check_number
 from ._records import _Recorder
 
 __all__ = []
@@ -42,6 +63,13 @@ DEFAULT_HOST = "127.0.0.1"
 
 _PATH_TYPES = (str, bytes, os.PathLike)
 
+#: How long a fault waits for the service loop to carry it out.
+LOOP_TIMEOUT = 30.0
+
+# A string that reads as a host name (RFC 1123 labels) or an IP literal:
+# given alone where (host, port) was meant, it must not become a file name.
+_HOST_LIKE = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?|[0-9A-Fa-f:.%]*:[0-9A-Fa-f:.%]*|\[.*\]")
+
 
 def _is_ip_literal(host, family):
     try:
@@ -51,11 +79,15 @@ def _is_ip_literal(host, family):
     return True
 
 
-class _BaseServer(_FaultsMixin, _Recorder):
+class _BaseServer(_Recorder):
     """The lifecycle shared by every server class.
 
     Subclasses set ``socket_type`` and implement ``_on_readable(sock)``,
     called on the service thread when the listening socket is readable.
+    They may override ``_configure_socket(sock)`` (options before the
+    bind), ``_check_handler(handler)``, and set ``handler_params`` (the
+    names a handler is called with) and ``handler_class_base`` (the
+    request handler classes accepted in place of a callable, or None).
     """
 
     __test__ = False              # not a pytest test class, despite its name
@@ -63,16 +95,22 @@ class _BaseServer(_FaultsMixin, _Recorder):
     socket_type = socket.SOCK_STREAM
     unix_only = False             # True for the Unix-socket classes
     _reuse_on_first_bind = False  # process mode's restart sets it in its child
+    handler_params = ("request",)     # what a handler is called with
+    handler_class_base = socketserver.BaseRequestHandler
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
+        self._refuse_host_string(listen_addr)
+        self._check_handler(handler)
+        # Accepted for the test_logging signature; the loop never polls, so
+        # the value changes nothing (stop() wakes the loop at once).
+        _check_number("poll_interval", poll_interval)
         self._init_records()
         self._init_faults()
         self._handler = handler
-        # Accepted for the test_logging signature; the loop never polls, so
-        # the value changes nothing (stop() wakes the loop at once).
         self.poll_interval = poll_interval
         self.ready = threading.Event()
         self._lifecycle = threading.RLock()
+        self._stop_owner = None     # the thread whose stop() is in progress
         self._thread = None
         self._stuck = []            # threads that outlived a stop() deadline
         self._stopping = False
@@ -85,9 +123,48 @@ class _BaseServer(_FaultsMixin, _Recorder):
         self._unix_inode = None
         self.socket = None
         self.family, self._bind_addr = self._parse_address(listen_addr)
-        self._bind(reuse=self._reuse_on_first_bind)
+        try:
+            self._bind(reuse=self._reuse_on_first_bind)
+        except BaseException:
+            self._remove_tmpdir()
+            raise
+
+    def _init_faults(self):
+        self._faults = _FaultState()
+        self._halt = threading.Event()      # set by stop(): cuts fault waits short
+
+    def _check_handler(self, handler):
+        """Refuse a *handler* that cannot be called as the class calls it."""
+        if handler is None:
+            return
+        base = self.handler_class_base
+        if base is not None and isinstance(handler, type) and issubclass(handler, base):
+            return
+        names = ", ".join(self.handler_params)
+        if not callable(handler):
+            raise TypeError("%s handler must be None or a callable handler(%s)%s, not %r"
+                            % (type(self).__name__, names, " or a %s subclass"
+                               % base.__name__ if base is not None else "", handler))
+        try:
+            signature = inspect.signature(handler)
+        except (TypeError, ValueError):
+            return      # a builtin or an extension type: cannot tell, so trust it
+        try:
+            signature.bind(*self.handler_params)
+        except TypeError:
+            raise TypeError("%s calls its handler as handler(%s); %r takes %s"
+                            % (type(self).__name__, names, handler, signature)) from None
 
     # -- addresses and binding -------------------------------------------
+
+    def _refuse_host_string(self, addr):
+        # TestTCPServer("127.0.0.1", 0), a forgotten tuple, must not make a
+        # Unix socket file named 127.0.0.1 in the current directory.
+        if isinstance(addr, str) and not self.unix_only and "/" not in addr \
+                and _HOST_LIKE.fullmatch(addr):
+            raise TypeError("%s takes listen_addr as a (host, port) tuple, not the "
+                            "string %r (for a Unix socket file in the current "
+                            "directory, write './%s')" % (type(self).__name__, addr, addr))
 
     def _parse_address(self, addr):
         if self.unix_only and addr is None:
@@ -107,7 +184,13 @@ class _BaseServer(_FaultsMixin, _Recorder):
         if not isinstance(addr, (tuple, list)) or len(addr) not in (2, 4):
             raise TypeError("listen_addr must be (host, port), a port, a path "
                             "or None, not %r" % (addr,))
-        host = addr[0]
+        host, port = addr[0], addr[1]
+        if not isinstance(host, str):
+            raise TypeError("the host of listen_addr must be a str, not %r" % (host,))
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError("the port of listen_addr must be an int, not %r" % (port,))
+        if not 0 <= port <= 65535:
+            raise ValueError("the port of listen_addr must be 0 to 65535, not %r" % (port,))
         if _is_ip_literal(host, socket.AF_INET6):
             family = socket.AF_INET6
         elif _is_ip_literal(host, socket.AF_INET):
@@ -154,7 +237,9 @@ class _BaseServer(_FaultsMixin, _Recorder):
             # A restart binds the port it had, whatever was asked first.
             self._bind_addr = (self._bind_addr[0], self.port) + self._bind_addr[2:]
 
-    request_queue_size = 128   # socketserver's 5 overflows under a burst
+    # socketserver's 5 (and even 128) overflows under a burst of connects:
+    # ask for the most, which the kernel caps (net.core.somaxconn).
+    request_queue_size = max(socket.SOMAXCONN, 4096)
 
     def _configure_socket(self, sock):
         """Set options on a new listening socket before it binds."""
@@ -201,12 +286,18 @@ class _BaseServer(_FaultsMixin, _Recorder):
     def start(self):
         """Start serving on a background thread; return once ready.
 
-        Raises :exc:`RuntimeError` if the server is already started.  After
+        Raises :exc:`RuntimeError` if the server is already started, or
+        while another thread's :meth:`stop` is in progress.  After
         :meth:`stop`, it binds the same port (or path) again and serves.
+        If the service loop fails before it is ready, the server is
+        stopped again and the exception that ended the loop is raised.
         """
         with self._lifecycle:
             if self._thread is not None:
                 raise RuntimeError("%r is already started; stop() it first" % self)
+            if self._stop_owner is not None:
+                raise RuntimeError("%r: stop() is in progress in %r"
+                                   % (self, self._stop_owner.name))
             if self._tmpdir is not None:
                 os.makedirs(self._tmpdir, mode=0o700, exist_ok=True)
             if self.socket is None and not self._faults.refusing:
@@ -216,21 +307,30 @@ class _BaseServer(_FaultsMixin, _Recorder):
             self._wake = wake = socket.socketpair()
             for s in wake:
                 s.setblocking(False)
+            begun = _Outcome()
             thread = threading.Thread(
-                target=self._serve, args=(wake,), daemon=True,
+                target=self._serve, args=(wake, begun), daemon=True,
                 name="%s(%s)" % (type(self).__name__, self._addr_text()))
             self._thread = thread
             thread.start()
-        self.ready.wait(STOP_TIMEOUT)
+        if not begun.wait(STOP_TIMEOUT):
+            where = _where(thread)
+            self.stop(0)
+            raise TimeoutError("%r: the service loop did not start within %g s: %s"
+                               % (self, STOP_TIMEOUT, where))
+        if begun.error is not None:
+            self.stop()     # the loop is over: this joins it and cleans up
+            raise begun.error
         return self
 
-    def _serve(self, wake):
+    def _serve(self, wake, begun):
         sel = selectors.DefaultSelector()
         try:
             sel.register(wake[0], selectors.EVENT_READ)
             if self.socket is not None:
                 sel.register(self.socket, selectors.EVENT_READ)
             self.ready.set()
+            begun.done()
             # A restart from a handler on this thread starts a new loop with a
             # new wake-up pair: this one ends as soon as the handler returns.
             while not self._stopping and self._wake is wake:
@@ -241,14 +341,26 @@ class _BaseServer(_FaultsMixin, _Recorder):
                         self._on_readable(key.fileobj)
                 self._run_tasks(sel)
         except BaseException as exc:
-            self._record_error(exc)
+            if begun.is_set():
+                self._record_error(exc)
+            else:
+                begun.done(exc)     # start() raises it
         finally:
             sel.close()
             with self._cond:
+                leftover = []
                 if self._wake is wake:
+                    # No loop follows this one: what was asked of it runs
+                    # here, without a selector, so nobody waits in vain.
                     self._wake = None
+                    leftover, self._timers = self._timers, []
             for s in wake:
                 s.close()
+            for _, _, func in sorted(leftover):
+                try:
+                    func(None)
+                except Exception as exc:
+                    self._record_error(exc)
 
     def _wakeup(self):
         with self._cond:
@@ -260,10 +372,39 @@ class _BaseServer(_FaultsMixin, _Recorder):
                     pass    # full (a wake-up is pending anyway) or closed
 
     def _call_soon(self, func, delay=0.0):
-        """Run ``func(selector)`` on the service thread after *delay* s."""
+        """Run ``func(selector)`` on the service thread after *delay* s.
+
+        Return False, having done nothing, if no loop is running to do it.
+        """
         with self._cond:
+            if self._wake is None:
+                return False
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), func))
         self._wakeup()
+        return True
+
+    def _in_loop(self, func):
+        """Run ``func(selector)`` on the service thread and wait for it.
+
+        When the server is not serving, run ``func(None)`` here instead;
+        from the service thread itself (a datagram handler), queue it and
+        return at once.  Exceptions propagate to the caller.  No lock is
+        held while waiting: stop() may run meanwhile, and the loop then
+        runs what was queued on its way out.
+        """
+        task = _Outcome(func)
+        with self._lifecycle:
+            thread = self._thread
+            if thread is None or not self._call_soon(task.run):
+                return func(None)
+        if thread is threading.current_thread():
+            return None
+        if not task.wait(LOOP_TIMEOUT):
+            raise TimeoutError("%r: the service loop did not answer within %g s: %s"
+                               % (self, LOOP_TIMEOUT, _where(thread)))
+        if task.error is not None:
+            raise task.error
+        return task.value
 
     def _next_timeout(self):
         with self._cond:
@@ -300,47 +441,74 @@ class _BaseServer(_FaultsMixin, _Recorder):
         bounds the wait, after which :exc:`TimeoutError` names each thread
         still alive and where it is.  Then the first handler exception not
         raised before is raised, with a note saying how many followed.
+
+        A ``stop()`` called while another is in progress (a handler
+        stopping its own server during the test's ``stop()``) returns at
+        once and leaves the work to the first.
         """
-        deadline = time.monotonic() + (STOP_TIMEOUT if timeout is None else timeout)
+        if timeout is None:
+            timeout = STOP_TIMEOUT
+        _check_number("timeout", timeout)
+        deadline = time.monotonic() + timeout
         me = threading.current_thread()
         self._stopping = True   # before the lock: a fault waiting for it gives up
         self._halt.set()        # cut fault delays short
         with self._lifecycle:
+            if self._stop_owner is not None:
+                return          # nested or concurrent: the first stop() finishes
+            self._stop_owner = me
             self._stopping = True
             thread, self._thread = self._thread, None
-            if thread is not None:
-                self._wakeup()
-                if thread is not me:
-                    thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    self._stuck.append(thread)
-            self._close_listener()
-            with self._cond:
-                live = list(self._live.values())
-            for sock, _ in live:
-                self._shutdown_socket(sock)
-            self._stuck.extend(t for _, t in live)
-            for t in self._stuck:
-                if t is not me:
-                    t.join(max(0.0, deadline - time.monotonic()))
-            # The calling thread (a handler stopping its own server) stays
-            # listed, so the next stop() joins it; it cannot wait for itself.
-            self._stuck = [t for t in self._stuck if t.is_alive()]
-            alive = [t for t in self._stuck if t is not me]
-            if self._tmpdir is not None and not alive:
-                try:
-                    os.rmdir(self._tmpdir)
-                except OSError:
-                    pass
-            self.ready.clear()
-            with self._cond:
-                self._timers.clear()
-                self._cond.notify_all()
+        try:
+            alive = self._stop_unlocked(thread, me, deadline)
+        finally:
+            with self._lifecycle:
+                self._stop_owner = None
         if alive:
             raise TimeoutError("%r: stop() gave up after %.3g s; still alive: %s"
-                               % (self, STOP_TIMEOUT if timeout is None else timeout,
-                                  "; ".join(_where(t) for t in alive)))
+                               % (self, timeout, "; ".join(_where(t) for t in alive)))
         self.raise_errors()
+
+    def _stop_unlocked(self, thread, me, deadline):
+        """The work of stop(), with no lock held across its joins."""
+        if thread is not None:
+            self._wakeup()
+            if thread is not me:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self._stuck.append(thread)
+        with self._lifecycle:
+            self._close_listener()
+        with self._cond:
+            live = list(self._live.values())
+        for sock, _ in live:
+            # The server ends these connections, whatever the handler's
+            # read makes of the shutdown that follows.
+            record = getattr(sock, "_record", None)
+            if record is not None and record.closed_by is None:
+                record.closed_by = "server"
+            self._shutdown_socket(sock)
+        self._stuck.extend(t for _, t in live)
+        for t in self._stuck:
+            if t is not me:
+                t.join(max(0.0, deadline - time.monotonic()))
+        # The calling thread (a handler stopping its own server) stays
+        # listed, so the next stop() joins it; it cannot wait for itself.
+        self._stuck = [t for t in self._stuck if t.is_alive()]
+        alive = [t for t in self._stuck if t is not me]
+        if not alive:
+            self._remove_tmpdir()
+        self.ready.clear()
+        with self._cond:
+            self._cond.notify_all()
+        return alive
+
+    def _remove_tmpdir(self):
+        if self._tmpdir is not None:
+            try:
+                os.rmdir(self._tmpdir)
+            except OSError:
+                pass
 
     def start_for(self, testcase):
         """Start serving for a :class:`unittest.TestCase`; return the server.
@@ -365,8 +533,16 @@ class _BaseServer(_FaultsMixin, _Recorder):
         return ProcessServer(cls, *args, **kwargs)
 
     def restart(self, timeout=None):
-        """Stop, then start again on the same port (or path)."""
+        """Stop, then start again on the same port (or path).
+
+        While another thread's :meth:`stop` is in progress (the test
+        stopping the server as its handler restarts it), the stop wins:
+        the server stays stopped and this returns at once.
+        """
         self.stop(timeout)
+        with self._lifecycle:
+            if self._stop_owner is not None:
+                return self
         return self.start()
 
     def __enter__(self):
@@ -376,6 +552,49 @@ class _BaseServer(_FaultsMixin, _Recorder):
 
     def __exit__(self, *exc_info):
         self.stop()
+
+    # -- faults every server has (see _faults) ----------------------------
+
+    def refuse(self):
+        """Close the listener, so new connections are refused; undo re-binds.
+
+        Open connections carry on.  For a Unix socket the file stays, so
+        clients get ECONNREFUSED rather than ENOENT; a datagram server's
+        senders get ICMP port unreachable.  Returns a :class:`Fault`.
+        """
+        faults = self._faults
+        token = faults.push({"refusing": True})
+        self._in_loop(self._stop_listening)
+
+        def undo():
+            faults.pop(token)
+            if self._faults is faults:
+                self._in_loop(self._start_listening)
+        return Fault(self, "refuse", undo)
+
+    def clear_faults(self):
+        """Mend every fault: listen again, no delays, no garbage, no drops."""
+        refusing = self._faults.refusing
+        self._faults = _FaultState()
+        if refusing:
+            self._in_loop(self._start_listening)
+
+    def _stop_listening(self, sel):
+        if self.socket is not None:
+            if sel is not None:
+                sel.unregister(self.socket)
+            self._close_listener(unlink=False)
+
+    def _start_listening(self, sel):
+        # Not serving (sel is None): start() binds when it is called.
+        if sel is not None and self.socket is None and not self._faults.refusing:
+            self._bind(reuse=True)
+            sel.register(self.socket, selectors.EVENT_READ)
+
+    def _fault_wait(self, seconds):
+        """Wait *seconds*, or less if the server stops meanwhile."""
+        if seconds > 0:
+            self._halt.wait(seconds)
 
     @staticmethod
     def _shutdown_socket(sock):
@@ -419,6 +638,27 @@ class _BaseServer(_FaultsMixin, _Recorder):
             with self._cond:
                 self._live.pop(conn_id, None)
                 self._cond.notify_all()
+
+
+class _Outcome(threading.Event):
+    """An event that carries the value or exception of what it waited for."""
+
+    def __init__(self, func=None):
+        super().__init__()
+        self._func = func
+        self.value = self.error = None
+
+    def done(self, error=None):
+        self.error = error
+        self.set()
+
+    def run(self, arg):
+        try:
+            self.value = self._func(arg)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.set()
 
 
 _DISCONNECT_ERRNOS = {errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED,

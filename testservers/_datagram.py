@@ -13,6 +13,7 @@ import socket
 import socketserver
 
 from ._base import _BaseServer, _log
+from ._faults import Fault, _check_int
 from ._records import Datagram
 
 __all__ = ["TestUDPServer", "TestUnixDatagramServer"]
@@ -70,9 +71,30 @@ class TestUDPServer(_BaseServer):
     max_packet_size = MAX_UDP_PAYLOAD
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
+        self.dropped_datagrams = []
         super().__init__(listen_addr, handler, poll_interval)
         # One byte more than the limit: a datagram that fills it was cut.
         self._buffer = bytearray(self.max_packet_size + 1)
+
+    @property
+    def datagrams(self):
+        """A list of the :class:`Datagram` records, oldest first."""
+        return self._snapshot("datagrams")
+
+    def wait_datagrams(self, count=1, timeout=None):
+        """Wait until *count* datagrams arrived; return them all."""
+        return self._wait_count("datagrams", count, timeout)
+
+    def drop_datagrams(self, count):
+        """Discard the next *count* datagrams; they go to ``dropped_datagrams``.
+
+        Returns a :class:`Fault`; its undo cancels the drops still due.
+        Several such faults count down one after another, oldest first.
+        """
+        _check_int("count", count)
+        faults = self._faults
+        token = faults.add_drops(count)
+        return Fault(self, "drop_datagrams", lambda: faults.pop(token))
 
     def _configure_socket(self, sock):
         try:
@@ -104,8 +126,7 @@ class TestUDPServer(_BaseServer):
                                                               self.max_packet_size)))
                 continue
             data = bytes(view[:n])
-            if self._faults.drop_datagrams > 0:
-                self._faults.drop_datagrams -= 1
+            if self._faults.take_drop():
                 with self._cond:
                     self.dropped_datagrams.append(Datagram(data, sender))
                     self._cond.notify_all()

@@ -243,6 +243,7 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     """
 
     client_speaks_first = True
+    handler_class_base = None       # handlers are callables handler(request)
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, log=False,
                  sslctx=None, *, tls=False, allow_unmatched=False, strict=False,

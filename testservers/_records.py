@@ -31,7 +31,9 @@ class Connection:
     ``bytes_sent`` count payload bytes through the socket (decrypted bytes
     under TLS); ``closed_by`` is ``"client"`` when the peer ended the
     stream first, ``"server"`` otherwise; ``reset`` tells whether the peer
-    reset the connection; ``tls`` whether TLS was in use; ``fault`` names
+    reset the connection; ``tls`` whether TLS was in use, and
+    ``tls_info`` what its handshake showed (a :class:`TLSInfo`, ``None``
+    without TLS); ``fault`` names
     the fault that hit it (``"garbage"``, ``"hang_up"``, ``"drop"``,
     ``"reset"``), or is ``None``.  ``data`` holds
     the bytes received, for the servers that record them (TCP and Unix
@@ -48,6 +50,7 @@ class Connection:
         self.closed_by = None
         self.reset = False
         self.tls = False
+        self.tls_info = None        # a TLSInfo, set by the handshake
         self.fault = None
         self._data = bytearray() if record_data else None
         self._data_full = False     # more arrived than max_data allows
@@ -91,13 +94,50 @@ def _add_note(exc, note):
         exc.__notes__ = list(getattr(exc, "__notes__", ())) + [note]
 
 
+def _check_timeout(timeout):
+    """Return *timeout*, or :data:`WAIT_TIMEOUT` for None; refuse others."""
+    if timeout is None:
+        return WAIT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds or None, not %r" % (timeout,))
+    if not timeout >= 0:
+        raise ValueError("timeout must be >= 0, not %r" % (timeout,))
+    return timeout
+
+
+def _check_count(count):
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError("count must be an int, not %r" % (count,))
+    if count < 0:
+        raise ValueError("count must be >= 0, not %r" % (count,))
+
+
+class _Changes(threading.Condition):
+    """The records' condition: it counts its notifications.
+
+    A waiter notes ``changes`` before it evaluates its predicate without
+    the lock, and waits only if nothing changed meanwhile, so no
+    notification is lost between the two.
+    """
+
+    def __init__(self):
+        super().__init__(threading.RLock())
+        self.changes = 0
+
+    def notify_all(self):
+        self.changes += 1
+        super().notify_all()
+
+    notifyAll = notify_all
+
+
 class _Recorder:
     """The record store and error list that every server mixes in."""
 
     max_records = MAX_RECORDS
 
     def _init_records(self):
-        self._cond = threading.Condition(threading.RLock())
+        self._cond = _Changes()
         self._errors = []
         self._unreported = 0   # how many errors at the end of _errors are unraised
         self._errors_dropped = 0    # handler errors past max_records, only counted
@@ -132,16 +172,6 @@ class _Recorder:
         with self._cond:
             return list(self._records.get(kind, ()))
 
-    @property
-    def connections(self):
-        """A list of the :class:`Connection` records, oldest first."""
-        return self._snapshot("connections")
-
-    @property
-    def datagrams(self):
-        """A list of the :class:`Datagram` records, oldest first."""
-        return self._snapshot("datagrams")
-
     def clear_records(self):
         """Forget every record (not the errors)."""
         with self._cond:
@@ -164,50 +194,42 @@ class _Recorder:
     def wait_for(self, predicate, timeout=None, what="the condition"):
         """Block until ``predicate()`` returns a true value, and return it.
 
-        The predicate runs with the records locked, each time a record or
-        an error arrives (and at least every 50 ms, for predicates that look
-        at other state).  A handler error recorded meanwhile is raised at
-        once.  After *timeout* seconds (default :data:`WAIT_TIMEOUT`)
+        The predicate runs in the calling thread, with no lock held, first
+        at once and then each time a record or an error arrives (and at
+        least every 50 ms, for predicates that look at other state).  A
+        handler error recorded meanwhile is raised at once.  After
+        *timeout* seconds (default :data:`WAIT_TIMEOUT`)
         :exc:`TimeoutError` is raised, naming *what* was awaited and what
         arrived instead.
         """
-        if timeout is None:
-            timeout = WAIT_TIMEOUT
+        timeout = _check_timeout(timeout)
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                self.raise_errors()
-                result = predicate()
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        "%r: waited %.3g s for %s; received %s"
-                        % (self, timeout, what, self._summary()))
-                self._cond.wait(min(remaining, _RECHECK))
+        cond = self._cond
+        while True:
+            with cond:
+                seen = cond.changes
+            self.raise_errors()
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("%r: waited %.3g s for %s; received %s"
+                                   % (self, timeout, what, self._summary()))
+            with cond:
+                if cond.changes == seen:
+                    cond.wait(min(remaining, _RECHECK))
 
     def _wait_count(self, kind, count, timeout, accept=None):
+        _check_count(count)
+        label = kind if accept is None else "closed " + kind
+
         def enough():
-            items = self._records.get(kind, ())
+            items = self._snapshot(kind)
             if accept is not None:
                 items = [item for item in items if accept(item)]
-            return list(items) if len(items) >= count else None
-        label = kind if accept is None else "closed " + kind
-        return self.wait_for(enough, timeout, "%d %s" % (count, label))
-
-    def wait_connections(self, count=1, timeout=None, closed=False):
-        """Wait until *count* connections were accepted; return them all.
-
-        With *closed* true, wait until *count* of them have also closed,
-        so their ``data`` is complete, and return only the closed ones.
-        """
-        accept = (lambda c: c.closed is not None) if closed else None
-        return self._wait_count("connections", count, timeout, accept)
-
-    def wait_datagrams(self, count=1, timeout=None):
-        """Wait until *count* datagrams arrived; return them all."""
-        return self._wait_count("datagrams", count, timeout)
+            return (items,) if len(items) >= count else None
+        return self.wait_for(enough, timeout, "%d %s" % (count, label))[0]
 
     # -- errors -----------------------------------------------------------
 

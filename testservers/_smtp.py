@@ -138,6 +138,9 @@ class TestSMTPServer(_StreamServer):
     ``messages``, ``connections``, ``errors``.
     """
 
+    handler_params = ("peer", "mailfrom", "rcpttos", "data")
+    handler_class_base = None
+
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, sockmap=None,
                  *, hostname="localhost", decode_data=True, auth=None, auth_required=False,
                  starttls=False, starttls_context=None, sslctx=None, tls=False,

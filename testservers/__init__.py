@@ -24,8 +24,8 @@ from ._smtp import Message, TestSMTPServer
 from ._http import TestHTTPServer, TestUnixHTTPServer
 from ._httpcanned import Expectation, Request, UnexpectedRequest
 from ._logformats import SyslogMessage, log_records, parse_syslog, split_syslog_stream
-from ._tls import (CA_CERT_FILE, CERT_NOT_AFTER, SERVER_CERT_FILE,
-                   client_ssl_context, server_ssl_context)
+from ._tls import (CA_CERT_FILE, CERT_NOT_AFTER, CLIENT_CERT_FILE, SERVER_CERT_FILE,
+                   TLS_SCENARIOS, TLSInfo, client_ssl_context, server_ssl_context)
 
 __version__ = "0.1.0"
 
@@ -38,7 +38,7 @@ __all__ = [
     "UnexpectedRequest",
     "Connection", "Datagram", "Fault",
     "STOP_TIMEOUT", "WAIT_TIMEOUT",
-    "CA_CERT_FILE", "SERVER_CERT_FILE", "CERT_NOT_AFTER",
-    "server_ssl_context", "client_ssl_context",
+    "CA_CERT_FILE", "SERVER_CERT_FILE", "CLIENT_CERT_FILE", "CERT_NOT_AFTER",
+    "TLS_SCENARIOS", "TLSInfo", "server_ssl_context", "client_ssl_context",
     "log_records", "parse_syslog", "split_syslog_stream", "SyslogMessage",
 ]

@@ -336,8 +336,24 @@ class _StreamServer(_BaseServer):
         Return the TLS socket, which from then on is the connection's (stop()
         shuts it down and the connection closes it), or None if the client
         failed the handshake.  STARTTLS calls it in the middle of a session.
+        What the handshake showed goes to ``record.tls_info`` (a TLSInfo).
         """
+        from ._tls import TLSInfo, _peek_client_hello
         context = context or self.sslctx
+        info = record.tls_info = TLSInfo()
+        record.tls = True
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        timeout = sock.gettimeout()
+        try:
+            # The server name and ALPN protocols the client offers, which ssl
+            # shows no server: peeked at in its ClientHello, left unread.
+            sock.settimeout(HANDSHAKE_TIMEOUT)
+            _peek_client_hello(sock, info)
+            sock.settimeout(timeout)
+        except OSError as exc:      # no ClientHello in time, or a reset
+            _log.debug("%r: no ClientHello from %r: %r", self, record.peer, exc)
+            info._handshake_failed(exc)
+            return None
         kwargs = dict(sock=sock, server_side=True, do_handshake_on_connect=False,
                       suppress_ragged_eofs=True, context=context)
         try:
@@ -347,7 +363,6 @@ class _StreamServer(_BaseServer):
                                       do_handshake_on_connect=False)
         tls._record = record
         tls._server = self
-        record.tls = True
         with self._cond:     # stop() must shut down the socket that is in use
             if conn_id in self._live:
                 self._live[conn_id] = (tls, self._live[conn_id][1])
@@ -356,15 +371,17 @@ class _StreamServer(_BaseServer):
             # down the plain socket that _create() had already detached.
             self._shutdown_socket(tls)
         try:
-            tls.settimeout(HANDSHAKE_TIMEOUT)
+            tls.settimeout(max(deadline - time.monotonic(), 0.001))
             tls.do_handshake()
             tls.settimeout(None)
         except (ssl.SSLError, OSError) as exc:
             # The client gave up or spoke plain text: its own error tells the
             # test; it is not a handler error.
             _log.debug("%r: TLS handshake with %r failed: %r", self, record.peer, exc)
+            info._handshake_failed(exc)
             tls.close()
             return None
+        info._handshake_done(tls)
         return tls
 
     def _serve_connection(self, sock, peer, record):

@@ -11,6 +11,8 @@ import functools
 import importlib.util
 import itertools
 import os
+import re
+import signal
 import smtplib
 import socket
 import subprocess
@@ -21,6 +23,7 @@ import time
 import pytest
 
 import testservers
+import testservers._process
 from conftest import TIMEOUT
 
 HAS_UNIX = hasattr(socket, "AF_UNIX")
@@ -63,6 +66,18 @@ def smtp_echo(peer, mailfrom, rcpttos, data):
 
 def _connections(server):
     return server.connections
+
+
+def stuck():
+    """A wait_for() predicate that blocks the child's command loop."""
+    threading.Event().wait(TIMEOUT)     # stuck, until the parent's deadline ends it
+    return True
+
+
+def past(due):
+    """A wait_for() predicate: true once time.monotonic() reaches *due*
+    (CLOCK_MONOTONIC: the same clock in every process)."""
+    return time.monotonic() >= due
 
 
 class Unpicklable(Exception):
@@ -432,3 +447,132 @@ def test_handler_from_the_main_script_is_refused(monkeypatch):
     monkeypatch.setattr(sys.modules["__main__"], "ts_main_handler", handler, raising=False)
     with pytest.raises(TypeError, match="belongs to the __main__ script"):
         testservers.TestTCPServer.in_process(None, handler)
+
+
+# -- deadlines: a stuck child is killed, the call that waited says so (issue 10) --
+
+# The deadline the tests set, once the calls that must succeed are made:
+# only the call to the stuck child runs under it.
+SHORT = 0.2
+
+
+def test_child_stuck_in_a_call_is_killed_and_the_call_named(monkeypatch):
+    server = testservers.TestTCPServer.in_process(None, stream_echo).start()
+    pid = server.process.pid
+    with monkeypatch.context() as m:
+        m.setattr(testservers._process, "CALL_TIMEOUT", SHORT)
+        # The predicate runs in the child's command loop and blocks it.
+        with pytest.raises(TimeoutError, match=r"^TestTCPServer\.wait_for\(\) got no answer "
+                           r"from its child process \(pid %d\) within 0\.2\d* s: the child "
+                           r"was killed" % pid) as info:
+            server.wait_for(stuck, 0.01)
+    if hasattr(signal, "SIGCONT"):      # POSIX: it said where it was stuck first
+        assert "in stuck" in str(info.value)
+        assert server.process.returncode == -signal.SIGTERM
+    assert server.process.returncode is not None and not server.ready.is_set()
+    # What the child held is gone: reading it says so instead of reading
+    # a stale copy, in the proxy and in a stand-in.
+    with pytest.raises(RuntimeError, match=r"pid %d\) was killed when "
+                       r"TestTCPServer\.wait_for\(\) got no answer" % pid):
+        server.connections
+    server.stop()                       # quiet, and nothing is left
+    assert "stopped" in repr(server)
+    server.start()                      # a new child serves again
+    try:
+        Stream(None).roundtrip(server, 1)
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
+def _fault(server):
+    return server.refuse()
+
+
+# Each kind of call, made to a child stopped by SIGSTOP: (what it runs, its label).
+STOPPED_CALLS = {
+    "start": (lambda s: s.start, "TestTCPServer.start()"),
+    "attribute": (lambda s: lambda: s.connections, "TestTCPServer.connections"),
+    "wait": (lambda s: functools.partial(s.wait_connections, 1, 0.01),
+             r"TestTCPServer.wait_connections()"),
+    "fault": (lambda s: s.refuse, "TestTCPServer.refuse()"),
+    "method": (lambda s: s.clear_records, "TestTCPServer.clear_records()"),
+    # More than a pipe holds: the parent's write is what waits.
+    "set": (lambda s: functools.partial(setattr, s, "poll_interval", b"x" * 300000),
+            "setting TestTCPServer.poll_interval"),
+    "stand-in": (lambda s: _fault(s).undo, "Fault.undo()"),
+    "stand-in attribute": (lambda s: lambda f=_fault(s): f.name, "Fault.name"),
+}
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP (POSIX)")
+@pytest.mark.parametrize("call", sorted(STOPPED_CALLS))
+def test_every_call_to_a_stopped_child_has_a_deadline(call, monkeypatch):
+    prepare, label = STOPPED_CALLS[call]
+    server = testservers.TestTCPServer.in_process(None, stream_echo)
+    if call != "start":
+        server.start()
+    run = prepare(server)
+    pid = server.process.pid
+    # On code without deadlines the call would wait forever: wake the child
+    # after TIMEOUT, so that the test fails instead.
+    resume = threading.Timer(TIMEOUT, os.kill, (pid, signal.SIGCONT))
+    os.kill(pid, signal.SIGSTOP)
+    resume.start()
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(testservers._process, "CALL_TIMEOUT", SHORT)
+            with pytest.raises(TimeoutError) as info:
+                run()
+    finally:
+        resume.cancel()
+        resume.join()
+        server.stop()
+    message = str(info.value)
+    assert message.startswith("%s got no answer from its child process (pid %d)"
+                              % (label, pid)), message
+    assert "most recent call first" in message      # SIGCONT let it say where it was
+    assert server.process.returncode == -signal.SIGTERM
+    with pytest.raises(RuntimeError, match="was killed when %s got no answer"
+                       % re.escape(label)):
+        server.errors
+
+
+@pytest.mark.parametrize("how", ["positional", "keyword", "default"])
+def test_a_wait_longer_than_the_call_deadline_is_not_cut(how, monkeypatch):
+    # A call waits CALL_TIMEOUT s longer than its own timeout: a wait that
+    # lasts three times CALL_TIMEOUT, within its own timeout, returns.
+    server = testservers.TestTCPServer.in_process(None, stream_echo)
+    try:
+        wait_for = server.wait_for
+        monkeypatch.setattr(testservers._process, "CALL_TIMEOUT", SHORT)
+        predicate = functools.partial(past, time.monotonic() + 3 * SHORT)
+        if how == "positional":
+            assert wait_for(predicate, TIMEOUT) is True
+        elif how == "keyword":
+            assert wait_for(predicate, timeout=TIMEOUT) is True
+        else:       # None: WAIT_TIMEOUT
+            assert wait_for(predicate) is True
+        monkeypatch.undo()
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP (POSIX)")
+def test_stop_of_a_stopped_child_kills_it_after_its_grace(monkeypatch):
+    server = testservers.TestTCPServer.in_process(None, stream_echo).start()
+    pid = server.process.pid
+    resume = threading.Timer(TIMEOUT, os.kill, (pid, signal.SIGCONT))
+    os.kill(pid, signal.SIGSTOP)
+    resume.start()
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(testservers._process, "EXIT_GRACE", SHORT)
+            with pytest.raises(TimeoutError, match=r"^TestTCPServer\.stop\(\) got no answer "
+                               r"from its child process \(pid %d\)" % pid):
+                server.stop(0.01)
+    finally:
+        resume.cancel()
+        resume.join()
+    assert server.process.returncode is not None and not server.ready.is_set()
+    server.stop()       # quiet: nothing is left to end

@@ -10,11 +10,18 @@ never prints: its stderr goes to a file read only to explain a crash.
 Objects bound to the server (a Fault, an Expectation) or that do not
 pickle stay in the child, behind stand-ins; ``stop()`` keeps a copy of the
 final state, which ``start()`` carries into a new child.
+
+Every call has a deadline (issue 10): a child that does not answer within
+CALL_TIMEOUT s, plus the call's own timeout, is stuck.  It is killed, after
+SIGTERM has made it write where each of its threads was, and the call
+raises TimeoutError; the proxy is then as after a stop() whose final state
+was lost, so reads say so instead of answering from an old copy.
 """
 
 import contextlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,15 +29,22 @@ import threading
 import time
 import weakref
 
-from ._base import STOP_TIMEOUT
-from ._processwire import (_PROTOCOL, _Lost, _Method, _Registry, _RemoteRef,
-                           _dump_state, _dumps, _loads, _read_frame, _write_frame)
+from ._base import LOOP_TIMEOUT, STOP_TIMEOUT
+from ._processwire import (_PROTOCOL, _GoneError, _Lost, _Method, _Registry, _RemoteRef,
+                           _dump_state, _dumps, _loads, _read_frame, _send_frame)
+from ._records import WAIT_TIMEOUT
 
 __all__ = ["ProcessServer"]
 
 #: How long a child may take to exit once its input closes, and to answer
 #: stop() after that call's own deadline, before it is killed.
 EXIT_GRACE = 5.0
+
+#: How long the child may take to answer any other call, beyond the call's
+#: own *timeout* if it has one: longer than the child's own deadlines (its
+#: start() and its faults wait up to 30 s for the service loop), so that a
+#: slow child says why itself.  A child silent longer is stuck: it is killed.
+CALL_TIMEOUT = max(STOP_TIMEOUT, LOOP_TIMEOUT) + EXIT_GRACE
 
 # The child's first lines.  The first message holds only built-in types: the
 # package can be imported only once sys.path is the parent's.
@@ -51,9 +65,17 @@ _CLIENT_HELPERS = frozenset(["url", "http_connection", "smtp_client"])
 
 
 def _reap(proc, errfile, kill=False):
-    """End the child, close the pipes and the file; return the end of its stderr."""
+    """End the child, close the pipes and the file; return the end of its stderr.
+
+    With *kill*, the child is stuck: SIGTERM makes it write where each of
+    its threads is before it dies (see _child_main), and SIGCONT wakes it
+    if it was stopped; a child still alive EXIT_GRACE s later is killed.
+    """
     proc.stdin.close()
-    if kill:
+    if kill and hasattr(signal, "SIGCONT"):
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGCONT)
+    elif kill:
         proc.kill()
     try:
         proc.wait(EXIT_GRACE)
@@ -67,6 +89,23 @@ def _reap(proc, errfile, kill=False):
     return tail
 
 
+def _own_timeout(timeout_at, args, kwargs):
+    """The *timeout* a call passes (see _Method.of), in seconds, or 0."""
+    if timeout_at is None:
+        return 0.0
+    position, value = timeout_at
+    if "timeout" in kwargs:
+        value = kwargs["timeout"]
+    elif position is not None and len(args) > position:
+        value = args[position]
+    if value is None:
+        value = WAIT_TIMEOUT        # what the wait_... helpers take for None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 0.0                  # the child refuses it, and says why
+
+
 class ProcessServer:
     """Run a server class in a child process, and stand in for it here.
 
@@ -78,11 +117,14 @@ class ProcessServer:
     :class:`subprocess.Popen` of the latest child.
 
     Methods: :meth:`start`, :meth:`stop`, :meth:`restart`, :meth:`start_for`;
-    every other attribute and method is the server's, run in the child.
+    every other attribute and method is the server's, run in the child.  A
+    child that does not answer a call within :data:`CALL_TIMEOUT` s more
+    than the call's own *timeout* is killed, and the call raises
+    :exc:`TimeoutError`.
     """
 
     __slots__ = ("_cls", "_args", "_kwargs", "_lock", "_proc", "_errfile", "_finalizer",
-                 "_view", "_registry", "_started", "_proxies", "process", "ready",
+                 "_view", "_registry", "_started", "_proxies", "_lost", "process", "ready",
                  "__weakref__")
 
     def __init__(self, cls, *args, **kwargs):
@@ -102,7 +144,7 @@ class ProcessServer:
                         getattr(cls, "__name__", cls), what, value, exc)) from None
         self._cls, self._args, self._kwargs = cls, args, kwargs
         self._lock = threading.RLock()
-        self._proc = self.process = self._view = None
+        self._proc = self.process = self._view = self._lost = None
         self._started = False
         self._proxies = weakref.WeakValueDictionary()
         self.ready = threading.Event()
@@ -123,10 +165,15 @@ class ProcessServer:
             raise
         self._proc, self._errfile, self.process = proc, errfile, proc
         self._finalizer = weakref.finalize(self, _reap, proc, errfile)
+        if os.name == "posix":      # for _send_frame's deadline
+            os.set_blocking(proc.stdin.fileno(), False)
+        label = "%s.in_process()" % self._cls.__name__
+        deadline = time.monotonic() + CALL_TIMEOUT
         try:
             with contextlib.suppress(OSError):  # if the child died, _exchange() says why
-                _write_frame(proc.stdin, pickle.dumps((sys.path, __package__), _PROTOCOL))
-            self._make_view(self._exchange(build, None))
+                _send_frame(proc.stdin.fileno(),
+                            pickle.dumps((sys.path, __package__), _PROTOCOL), deadline)
+            self._make_view(self._exchange(build, label, CALL_TIMEOUT, deadline))
         except BaseException:
             self._end_child()
             raise
@@ -138,16 +185,20 @@ class ProcessServer:
         self._finalizer.detach()
         return _reap(proc, self._errfile, kill)
 
-    def _exchange(self, data, deadline):
-        """Send one message to the child and return its answer."""
+    def _exchange(self, data, label, allowed, deadline=None):
+        """Send one message to the child and return its answer.
+
+        A child that has not answered within *allowed* s (by *deadline*) is
+        stuck: it is killed, and TimeoutError names *label* (the call).
+        """
         proc = self._proc
+        if deadline is None:
+            deadline = time.monotonic() + allowed
         try:
-            _write_frame(proc.stdin, data)
+            _send_frame(proc.stdin.fileno(), data, deadline)
             raw = _read_frame(proc.stdout, deadline)
         except TimeoutError:
-            self._end_child(kill=True)
-            raise TimeoutError("%r: the child process did not answer in time and was "
-                               "killed" % self) from None
+            raise self._abandon(label, allowed) from None
         except OSError:
             raw = None
         if raw is None:
@@ -160,9 +211,29 @@ class ProcessServer:
             raise value
         return value
 
-    def _rpc(self, *message, deadline=None):
+    def _abandon(self, label, allowed):
+        """Kill the stuck child; return the TimeoutError that says so."""
+        pid = self._proc.pid
+        self._started = False
+        self.ready.clear()
+        tail = self._end_child(kill=True)
+        self._lost = ("%s: the child process (pid %d) was killed when %s got no answer; "
+                      "what it held is lost (start() begins a new child from the state "
+                      "of the last stop())" % (self._cls.__name__, pid, label))
+        return TimeoutError("%s got no answer from its child process (pid %d) within "
+                            "%.3g s: the child was killed; its stderr ends with:\n%s"
+                            % (label, pid, allowed, tail.rstrip() or "(nothing)"))
+
+    def _check_not_lost(self):
+        if self._lost is not None:
+            raise _GoneError(self._lost)
+
+    def _rpc(self, *message, label, timeout=0.0, allowed=None):
+        """Run one call in the child; wait CALL_TIMEOUT s more than *timeout*
+        for the answer, or *allowed* s."""
         with self._lock:
             if self._proc is None:
+                self._check_not_lost()
                 raise RuntimeError("%r has no child process; start() it first" % self)
             try:
                 data = _dumps(message, self)
@@ -170,23 +241,27 @@ class ProcessServer:
                 raise TypeError("%r: %s cannot be sent to the child process: pass values "
                                 "that pickle (no lambdas or closures): %s"
                                 % (self, message[-2:], exc)) from None
-            return self._exchange(data, deadline)
+            if allowed is None:
+                allowed = CALL_TIMEOUT + timeout
+            return self._exchange(data, label, allowed)
 
-    def _member(self, rid, name):
-        value = self._rpc("get", rid, name)
+    def _member(self, rid, name, type_name=None):
+        label = "%s.%s" % (type_name or self._cls.__name__, name)
+        value = self._rpc("get", rid, name, label=label)
         if not isinstance(value, _Method):
             return value
 
         def method(*args, **kwargs):
-            return self._rpc("call", rid, name, args, kwargs)
+            return self._rpc("call", rid, name, args, kwargs, label=value.label + "()",
+                             timeout=_own_timeout(value.timeout_at, args, kwargs))
         method.__name__ = method.__qualname__ = name
         method.__doc__ = str(value) or None
         return method
 
-    def _proxy(self, rid):
+    def _proxy(self, rid, type_name="object"):
         ref = self._proxies.get(rid)
         if ref is None:
-            ref = self._proxies[rid] = _RemoteRef(self, rid)
+            ref = self._proxies[rid] = _RemoteRef(self, rid, type_name)
         return ref
 
     def _make_view(self, state):
@@ -215,6 +290,7 @@ class ProcessServer:
         with self._lock:
             if self._started:
                 raise RuntimeError("%r is already started; stop() it first" % self)
+            self._lost = None
             if self._proc is None:
                 view = self._view
                 args, kwargs = list(self._args), dict(self._kwargs)
@@ -224,7 +300,7 @@ class ProcessServer:
                     kwargs["listen_addr"] = view._bind_addr
                 restore = (view._tmpdir, _dump_state(view, self._registry))
                 self._spawn(tuple(args), kwargs, restore)
-            self._rpc("start")
+            self._rpc("start", label="%s.start()" % self._cls.__name__)
             self._started = True
             self.ready.set()
         return self
@@ -241,10 +317,10 @@ class ProcessServer:
             self.ready.clear()
             if self._proc is None:
                 return
-            deadline = time.monotonic() + EXIT_GRACE + (
-                STOP_TIMEOUT if timeout is None else timeout)
+            allowed = EXIT_GRACE + (STOP_TIMEOUT if timeout is None else timeout)
             try:
-                error, state = self._rpc("stop", timeout, deadline=deadline)
+                error, state = self._rpc("stop", timeout, allowed=allowed,
+                                         label="%s.stop()" % self._cls.__name__)
             finally:
                 self._end_child()
             self._make_view(state)
@@ -280,7 +356,10 @@ class ProcessServer:
     def __getattr__(self, name):
         if name.startswith("__") or name in ProcessServer.__slots__:
             raise AttributeError(name)
-        if self._proc is None or name in _CLIENT_HELPERS:
+        if name in _CLIENT_HELPERS:
+            return getattr(self._view, name)
+        if self._proc is None:
+            self._check_not_lost()
             return getattr(self._view, name)
         return self._member(None, name)
 
@@ -288,9 +367,11 @@ class ProcessServer:
         if name in ProcessServer.__slots__:
             object.__setattr__(self, name, value)
         elif self._proc is None:
+            self._check_not_lost()
             setattr(self._view, name, value)
         else:
-            self._rpc("set", None, name, value)
+            self._rpc("set", None, name, value,
+                      label="setting %s.%s" % (self._cls.__name__, name))
 
     def __repr__(self):
         view = self._view

@@ -9,6 +9,8 @@ then stops the server and exits.
 """
 
 import contextlib
+import faulthandler
+import inspect
 import io
 import itertools
 import os
@@ -51,7 +53,31 @@ class _GoneError(RuntimeError):
 
 
 class _Method(str):
-    """The child's answer when the attribute asked for is a method: its doc."""
+    """The child's answer when the attribute asked for is a method: its doc.
+
+    ``label`` names it (``Fault.undo``), and ``timeout_at`` says where its
+    ``timeout`` argument is, as (position or None, default), or is None:
+    the parent waits that much longer for the answer (see :mod:`._process`).
+    """
+
+    label = "the method"
+    timeout_at = None
+
+    @classmethod
+    def of(cls, obj, name, method):
+        answer = cls(getattr(method, "__doc__", None) or "")
+        answer.label = "%s.%s" % (type(obj).__name__, name)
+        try:
+            params = list(inspect.signature(method).parameters.values())
+        except (TypeError, ValueError):     # a builtin without a signature
+            return answer
+        for i, param in enumerate(params):
+            if param.name == "timeout" and param.kind in (
+                    param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                default = None if param.default is param.empty else param.default
+                position = i if param.kind == param.POSITIONAL_OR_KEYWORD else None
+                answer.timeout_at = (position, default)
+        return answer
 
 
 def _exc_text(exc):
@@ -86,7 +112,7 @@ class _Pickler(pickle.Pickler):
         if type(obj) is _RemoteRef:
             return ("ref", obj._rid)
         if self.registry is not None and (obj is self.force or self._bound(obj)):
-            return ("ref", self.registry.add(obj))
+            return ("ref", self.registry.add(obj), type(obj).__name__)
         if type(obj) is itertools.count and _COUNT.fullmatch(repr(obj)):
             return ("count", int(_COUNT.fullmatch(repr(obj)).group(1)))
         if isinstance(obj, BaseException) and _exc_text(obj) is not None:
@@ -105,11 +131,11 @@ class _Unpickler(pickle.Unpickler):
         self.server, self.resolve = server, resolve
 
     def persistent_load(self, pid):
-        kind, arg = pid
+        kind, arg = pid[0], pid[1]
         if kind == "server":
             return self.server
-        if kind == "ref":
-            return self.resolve(arg)
+        if kind == "ref":       # from the child, the type's name follows
+            return self.resolve(*pid[1:])
         if kind == "count":
             return itertools.count(arg)
         if kind == "exc":
@@ -176,6 +202,25 @@ def _write_frame(f, data):
     f.flush()
 
 
+def _send_frame(fd, data, deadline):
+    """Write one message to the non-blocking pipe *fd* by *deadline*.
+
+    Raise TimeoutError when the reader leaves the pipe full that long.
+    """
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    if not hasattr(select, "poll"):     # Windows: its pipes only block
+        while view:
+            view = view[os.write(fd, view):]
+        return
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    while view:
+        if not poll.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            raise TimeoutError
+        with contextlib.suppress(BlockingIOError):
+            view = view[os.write(fd, view):]
+
+
 def _read_exactly(f, size, deadline):
     chunks = []
     while size:
@@ -223,6 +268,10 @@ def _child_main(reader):
     """Serve the parent until its end of the pipes closes (see _BOOTSTRAP)."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent's Ctrl-C is the parent's
+    if hasattr(faulthandler, "register"):
+        # The parent ends a child that stopped answering with SIGTERM: say
+        # where every thread is (into the stderr file), then die of it.
+        faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
     writer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)           # a print() in a handler must not corrupt the replies
     server, registry = None, _Registry()
@@ -255,9 +304,10 @@ def _child_main(reader):
                         error = _with_child_traceback(exc, server)
                     result = (error, _dump_state(server, registry))
                 elif op == "get":
-                    value = getattr(target(args[0]), args[1])
+                    obj = target(args[0])
+                    value = getattr(obj, args[1])
                     method = callable(value) and not isinstance(value, type)
-                    result = _Method(getattr(value, "__doc__", None) or "") if method else value
+                    result = _Method.of(obj, args[1], value) if method else value
                 elif op == "set":
                     result = setattr(target(args[0]), args[1], args[2])
                 else:       # "call"
@@ -289,15 +339,16 @@ class _RemoteRef:
     object that did not pickle is gone, and leaving ``with`` on it is a no-op.
     """
 
-    __slots__ = ("_server", "_rid", "__weakref__")
+    __slots__ = ("_server", "_rid", "_type", "__weakref__")
 
-    def __init__(self, server, rid):
-        self._server, self._rid = server, rid
+    def __init__(self, server, rid, type_name="object"):
+        self._server, self._rid, self._type = server, rid, type_name
 
     def _member(self, name):
         if self._server._proc is None:
+            self._server._check_not_lost()
             return getattr(self._server._registry.lookup(self._rid), name)
-        return self._server._member(self._rid, name)
+        return self._server._member(self._rid, name, self._type)
 
     def __getattr__(self, name):
         if name.startswith("__") or name in _RemoteRef.__slots__:

@@ -553,6 +553,54 @@ class _BaseServer(_Recorder):
     def __exit__(self, *exc_info):
         self.stop()
 
+    # -- the same from a coroutine ---------------------------------------------
+
+    async def async_start(self):
+        """Start serving, from a coroutine; return the server.
+
+        :meth:`start` blocks only until the service thread has begun (well
+        under a millisecond), so this calls it directly.
+        """
+        return self.start()
+
+    async def async_stop(self, timeout=None):
+        """Stop as :meth:`stop` does, without blocking the event loop.
+
+        The joins run on a short-lived thread of their own, which this
+        joins once it has finished; errors are raised here as by
+        :meth:`stop`.
+        """
+        import asyncio     # here: most users never pay for importing it
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def run():
+            try:
+                self.stop(timeout)
+                outcome = None
+            except BaseException as exc:
+                outcome = exc
+            try:
+                loop.call_soon_threadsafe(_set_outcome, done, outcome)
+            except RuntimeError:
+                pass        # the loop closed meanwhile
+        thread = threading.Thread(target=run, daemon=True, name="%r: stop()" % (self,))
+        thread.start()
+        try:
+            outcome = await asyncio.shield(done)
+        finally:
+            thread.join()   # it is finishing, or stop() bounds it
+        if outcome is not None:
+            raise outcome
+
+    async def __aenter__(self):
+        if self._thread is None:
+            self.start()
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.async_stop()
+
     # -- faults every server has (see _faults) ----------------------------
 
     def refuse(self):
@@ -638,6 +686,11 @@ class _BaseServer(_Recorder):
             with self._cond:
                 self._live.pop(conn_id, None)
                 self._cond.notify_all()
+
+
+def _set_outcome(future, outcome):
+    if not future.done():
+        future.set_result(outcome)
 
 
 class _Outcome(threading.Event):

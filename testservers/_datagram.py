@@ -14,7 +14,7 @@ import socketserver
 
 from ._base import _BaseServer, _log
 from ._faults import Fault, _check_int
-from ._records import Datagram
+from ._records import Datagram, _awaitable
 
 __all__ = ["TestUDPServer", "TestUnixDatagramServer"]
 
@@ -84,6 +84,8 @@ class TestUDPServer(_BaseServer):
     def wait_datagrams(self, count=1, timeout=None):
         """Wait until *count* datagrams arrived; return them all."""
         return self._wait_count("datagrams", count, timeout)
+
+    async_wait_datagrams = _awaitable(wait_datagrams)
 
     def drop_datagrams(self, count):
         """Discard the next *count* datagrams; they go to ``dropped_datagrams``.

@@ -18,7 +18,7 @@ import urllib.parse
 from ._httpcanned import _CannedMixin
 from ._httpconn import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
                         MAX_REQUEST_LINE, REQUEST_TIMEOUT, _RequestHandler)
-from ._records import WAIT_TIMEOUT
+from ._records import WAIT_TIMEOUT, _awaitable
 from ._stream import _StreamServer
 
 __all__ = ["TestHTTPServer", "TestUnixHTTPServer"]
@@ -296,6 +296,8 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         runs; its ``status`` is set when the response head is sent.
         """
         return self._wait_count("requests", count, timeout)
+
+    async_wait_requests = _awaitable(wait_requests)
 
     def _host(self):
         host = self.server_address[0]

@@ -18,6 +18,8 @@ from http.client import HTTPMessage
 from ._httpmatch import _Matcher, _short, check_callable, parse_form
 from ._httpreply import _Reply, _number
 
+from ._records import _awaitable
+
 __all__ = ["Request", "Expectation", "UnexpectedRequest"]
 
 #: How many expectations the unmatched-request report lists.
@@ -197,6 +199,8 @@ class Expectation:
         return self._server.wait_for(
             lambda: list(self._requests) if self._count >= count else None,
             timeout, "%d requests matching %s" % (count, self._describe()))
+
+    async_wait = _awaitable(wait)
 
     def _used_up(self):
         if self.times is not None and self._count >= self.times:

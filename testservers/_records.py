@@ -8,6 +8,7 @@ waiting test wakes as soon as its condition holds, and at once when a
 handler fails.
 """
 
+import contextvars
 import threading
 import time
 
@@ -20,6 +21,10 @@ WAIT_TIMEOUT = 10.0
 MAX_RECORDS = 100000
 
 _RECHECK = 0.05     # wait_for() re-evaluates a predicate at least this often
+
+# Set while an ``async_wait_...`` twin calls its blocking original: then
+# wait_for() returns an awaitable instead of blocking (see _awaitable).
+_AWAITING = contextvars.ContextVar("testservers_awaiting", default=False)
 
 
 class Connection:
@@ -94,6 +99,99 @@ def _add_note(exc, note):
         exc.__notes__ = list(getattr(exc, "__notes__", ())) + [note]
 
 
+class _Found(list):
+    """The records a count wait found: a list that is true even when empty,
+    so that waiting for 0 items is satisfied at once."""
+
+    def __bool__(self):
+        return True
+
+
+def _awaitable(wait):
+    """Return the coroutine twin of the wait method *wait*.
+
+    *wait* must return what ``wait_for()`` returns; called with
+    ``_AWAITING`` set, that is an :class:`_AsyncWait`, whose coroutine the
+    twin returns.  The arguments are checked at the call, as by the
+    original, and forgetting the ``await`` gets Python's RuntimeWarning.
+    """
+    def twin(*args, **kwargs):
+        token = _AWAITING.set(True)
+        try:
+            pending = wait(*args, **kwargs)
+        finally:
+            _AWAITING.reset(token)
+        # A coroutine: forgetting the await gets Python's RuntimeWarning.
+        return pending._run()
+    twin.__name__ = "async_" + wait.__name__
+    twin.__qualname__ = wait.__qualname__.rpartition(".")[0] + "." + twin.__name__
+    twin.__doc__ = ("Await what :meth:`%s` returns, without blocking the event loop.\n\n"
+                    "The arguments, the timeout message and the handler errors raised\n"
+                    "at once are those of :meth:`%s`." % (wait.__name__, wait.__name__))
+    return twin
+
+
+class _AsyncWait:
+    """``wait_for()`` as an awaitable, for a coroutine on an event loop.
+
+    The predicate runs on the loop's thread.  The recording threads wake
+    it through ``loop.call_soon_threadsafe`` each time a record or an
+    error arrives; nothing polls, and no thread waits on its behalf.
+    """
+
+    def __init__(self, server, predicate, timeout, what):
+        self._server = server
+        self._predicate = predicate
+        self._timeout = timeout
+        self._what = what
+        self._future = None
+
+    def _wake(self):
+        # On a recording thread, with the records locked: only schedule.
+        future = self._future
+        if future is not None:
+            try:
+                future.get_loop().call_soon_threadsafe(_settle, future)
+            except RuntimeError:
+                pass            # the loop is closed: nobody is waiting
+
+    async def _run(self):
+        import asyncio     # here: most users never pay for importing it
+        server, cond = self._server, self._server._cond
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        with cond:
+            cond.wakers.append(self._wake)
+        try:
+            while True:
+                with cond:
+                    seen = cond.changes
+                server.raise_errors()
+                result = self._predicate()
+                if result:
+                    return result
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise server._timeout_error(self._timeout, self._what)
+                with cond:
+                    if cond.changes != seen:
+                        continue
+                    self._future = loop.create_future()
+                try:
+                    await asyncio.wait_for(self._future, remaining)
+                except asyncio.TimeoutError:
+                    pass        # the loop's top raises the TimeoutError
+        finally:
+            with cond:
+                cond.wakers.remove(self._wake)
+                self._future = None
+
+
+def _settle(future):
+    if not future.done():
+        future.set_result(None)
+
+
 def _check_timeout(timeout):
     """Return *timeout*, or :data:`WAIT_TIMEOUT` for None; refuse others."""
     if timeout is None:
@@ -123,10 +221,13 @@ class _Changes(threading.Condition):
     def __init__(self):
         super().__init__(threading.RLock())
         self.changes = 0
+        self.wakers = []    # one callable per awaiting coroutine
 
     def notify_all(self):
         self.changes += 1
         super().notify_all()
+        for wake in self.wakers:
+            wake()
 
     notifyAll = notify_all
 
@@ -203,6 +304,8 @@ class _Recorder:
         arrived instead.
         """
         timeout = _check_timeout(timeout)
+        if _AWAITING.get():
+            return _AsyncWait(self, predicate, timeout, what)
         deadline = time.monotonic() + timeout
         cond = self._cond
         while True:
@@ -214,11 +317,12 @@ class _Recorder:
                 return result
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError("%r: waited %.3g s for %s; received %s"
-                                   % (self, timeout, what, self._summary()))
+                raise self._timeout_error(timeout, what)
             with cond:
                 if cond.changes == seen:
                     cond.wait(min(remaining, _RECHECK))
+
+    async_wait_for = _awaitable(wait_for)
 
     def _wait_count(self, kind, count, timeout, accept=None):
         _check_count(count)
@@ -228,8 +332,12 @@ class _Recorder:
             items = self._snapshot(kind)
             if accept is not None:
                 items = [item for item in items if accept(item)]
-            return (items,) if len(items) >= count else None
-        return self.wait_for(enough, timeout, "%d %s" % (count, label))[0]
+            return _Found(items) if len(items) >= count else None
+        return self.wait_for(enough, timeout, "%d %s" % (count, label))
+
+    def _timeout_error(self, timeout, what):
+        return TimeoutError("%r: waited %.3g s for %s; received %s"
+                            % (self, timeout, what, self._summary()))
 
     # -- errors -----------------------------------------------------------
 

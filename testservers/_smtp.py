@@ -20,7 +20,7 @@ except ImportError:         # a Python built without OpenSSL
     ssl = None
 
 from ._base import _log
-from ._records import WAIT_TIMEOUT
+from ._records import WAIT_TIMEOUT, _awaitable
 from ._smtpproto import (DEFAULT_MAX_RECIPIENTS, DEFAULT_SIZE_LIMIT,
                          SMTPSession, _handler_reply)
 from ._stream import _StreamServer
@@ -210,6 +210,8 @@ class TestSMTPServer(_StreamServer):
         client gets its reply, with the reply in ``Message.reply``.
         """
         return self._wait_count("messages", count, timeout)
+
+    async_wait_messages = _awaitable(wait_messages)
 
     # -- the connection -----------------------------------------------------
 

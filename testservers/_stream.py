@@ -21,7 +21,7 @@ except ImportError:         # a Python built without OpenSSL
 
 from ._base import _BaseServer, _is_disconnect, _log
 from ._faults import GARBAGE, Fault, _check_int, _check_number
-from ._records import Connection
+from ._records import Connection, _awaitable
 
 __all__ = ["TestTCPServer", "TestUnixStreamServer"]
 
@@ -197,6 +197,8 @@ class _StreamServer(_BaseServer):
         """
         accept = (lambda c: c.closed is not None) if closed else None
         return self._wait_count("connections", count, timeout, accept)
+
+    async_wait_connections = _awaitable(wait_connections)
 
     # -- faults (see _faults) -------------------------------------------------
 

@@ -389,11 +389,23 @@ def test_strict_validated():
 
 # -- process mode -------------------------------------------------------------------
 
+def is_big(request):
+    return request.json()["n"] > 10
+
+
+def double(request):
+    request.respond(json=request.record.json()["n"] * 2)
+
+
 def test_new_options_cross_to_a_child_process():
     server = testservers.TestHTTPServer.in_process(strict=True)
     server.expect("POST", "/p?x=1", match_json={"a": [1]}, body=[b"a", b"b"])
+    server.expect("POST", "/n", match=is_big, handler=double)
     server.start()
     try:
         assert call(server, "POST", "/p?x=1", b'{"a": [1.0]}') == (200, b"ab")
+        assert call(server, "POST", "/n", b'{"n": 21}') == (200, b"42")
+        assert call(server, "POST", "/n", b'{"n": 1}')[0] == 404
+        assert "match is_big returned false" in str(server.take_errors()[0])
     finally:
         server.stop()

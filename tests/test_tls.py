@@ -476,6 +476,7 @@ def test_records_hold_version_cipher_and_sni():
     assert info.alpn_offered == () and info.alpn_protocol is None
     assert info.client_cert is None and info.handshake_error is None
     assert "TLSv1" in repr(info) and "localhost" in repr(info)
+    assert "pending" in repr(testservers.TLSInfo())
 
 
 def test_no_sni_for_an_ip_address():

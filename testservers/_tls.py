@@ -209,6 +209,8 @@ class TLSInfo:
     def __repr__(self):
         if self.handshake_error is not None:
             state = "failed: %s" % self.handshake_error
+        elif self.version is None:
+            state = "handshake pending"
         else:
             state = "%s %s" % (self.version, self.cipher)
         return "<TLSInfo %s, server_name=%r, alpn_offered=%r>" % (

@@ -381,6 +381,14 @@ def test_strict_with_everything_used_and_in_a_with_block():
         server.expect("GET", "/never")
 
 
+def test_strict_does_not_hide_the_exception_leaving_a_with_block():
+    with pytest.raises(ZeroDivisionError):
+        with testservers.TestHTTPServer(strict=True) as server:
+            server.expect("GET", "/never")
+            1 / 0
+    server.stop()                                   # nor raise later for it
+
+
 def test_strict_validated():
     for value in ("yes", 1, None):
         with pytest.raises(TypeError, match="strict must be True or False"):

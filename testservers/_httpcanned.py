@@ -1,23 +1,17 @@
-"""HTTP records and canned responses: Request, Expectation, UnexpectedRequest.
+"""Canned HTTP responses: Expectation, UnexpectedRequest.
 
-A :class:`Request` is kept for every request the HTTP servers read, whoever
-answered it.  The expectations that :meth:`_CannedMixin.expect` registers
-answer first, in the spirit of pytest-httpserver but with nothing to
-install; a request that matches none goes to the server's handler, or,
-when it has none, is answered 404 and recorded as an
-:exc:`UnexpectedRequest` (listing why each expectation did not match),
-which ``stop()`` raises.  What an expectation matches is in
-``_httpmatch``, how it answers in ``_httpreply``.
+The expectations that :meth:`_CannedMixin.expect` registers answer first,
+in the spirit of pytest-httpserver but with nothing to install; a request
+that matches none goes to the server's handler, or, when it has none, is
+answered 404 and recorded as an :exc:`UnexpectedRequest` (listing why
+each expectation did not match), which ``stop()`` raises.  What an
+expectation matches is in ``_httpmatch``, how it answers in
+``_httpreply``, the :class:`Request` record in ``_httprecords``.
 """
 
-import json as _json
-import time
-import urllib.parse
-from http.client import HTTPMessage
-
-from ._httpmatch import _Matcher, _short, check_callable, parse_form
-from ._httpreply import _Reply, _number
-
+from ._httpmatch import _Matcher, check_callable
+from ._httprecords import Request, _split_target    # noqa: F401 (_httpconn, __init__)
+from ._httpreply import _call, _Reply, _number
 from ._records import _awaitable
 
 __all__ = ["Request", "Expectation", "UnexpectedRequest"]
@@ -26,125 +20,8 @@ __all__ = ["Request", "Expectation", "UnexpectedRequest"]
 REPORT_LIMIT = 20
 
 
-def _split_target(target):
-    """Split a request-target into (path, query), as sent (not decoded).
-
-    The path is ``None`` when *target* is ``None`` or an absolute-form
-    target that :func:`urllib.parse.urlsplit` refuses (``http://[/``).
-    """
-    if target is None:
-        return None, ""
-    if target.startswith("/") or target == "*":
-        path, _, query = target.partition("?")
-        return path, query
-    try:
-        parts = urllib.parse.urlsplit(target)      # absolute-form (RFC 9112 3.2.2)
-    except ValueError:          # an unbalanced "[" in the authority, say
-        return None, ""
-    return parts.path or "/", parts.query
-
-
-class Request:
-    """One HTTP request as the server read it.
-
-    ``method``, ``target`` (the request-target as sent), ``path`` and
-    ``query`` (``target`` split at ``?``, neither percent-decoded),
-    ``version`` (``"HTTP/1.1"``), ``headers`` (an
-    :class:`http.client.HTTPMessage`), ``body`` (bytes, with any chunked
-    coding removed), ``trailers`` (a list of ``(name, value)`` pairs of a
-    chunked body), ``client_address``, ``tls`` (bool), ``connection`` (the
-    :class:`Connection` it arrived on) and ``received`` (a
-    :func:`time.monotonic` time).
-
-    ``status`` is the status code of the response, set as the response
-    head goes out (``None`` before that, and for responses a handler wrote
-    that do not start with a status line).  ``rejected`` is ``None`` for a
-    request that reached a handler or an expectation, and otherwise says
-    why the server answered it itself (400, 408, 413, 414, 417, 431, 501,
-    505); fields it could not parse are then ``None``.
-    """
-
-    def __init__(self, method, target, version, headers, body, client_address,
-                 tls, connection, rejected=None, trailers=()):
-        self.method = method
-        self.target = target
-        self.path, self.query = _split_target(target)
-        self.version = version
-        self.headers = headers if headers is not None else HTTPMessage()
-        self.body = body
-        self.trailers = list(trailers)
-        self.client_address = client_address
-        self.tls = tls
-        self.connection = connection
-        self.rejected = rejected
-        self.status = None
-        self.received = time.monotonic()
-
-    @property
-    def params(self):
-        """The query as a dict of lists, by :func:`urllib.parse.parse_qs`."""
-        return urllib.parse.parse_qs(self.query, keep_blank_values=True)
-
-    def text(self):
-        """Return the body decoded by the charset of Content-Type (UTF-8 if none)."""
-        return self.body.decode(self.headers.get_content_charset() or "utf-8")
-
-    def form(self):
-        """Return the fields of a form body as a dict of lists of str.
-
-        The body is ``multipart/form-data`` when Content-Type says so (its
-        text parts; the files are in :meth:`files`), and otherwise
-        ``application/x-www-form-urlencoded``.  A malformed multipart body
-        raises :exc:`ValueError`.
-        """
-        return parse_form(self)[0]
-
-    def files(self):
-        """Return the files of a ``multipart/form-data`` body, a dict of lists.
-
-        Each file is a named tuple ``(filename, content_type, data)``.
-        """
-        return parse_form(self)[1]
-
-    def json(self):
-        """Return the body parsed as JSON."""
-        return _json.loads(self.body)
-
-    def __repr__(self):
-        what = ("%s %s %s" % (self.method, self.target, self.version)
-                if self.method else "unparsed request")
-        return "<Request %s -> %s, %d body bytes%s>" % (
-            what, self.status, len(self.body or b""),
-            ", rejected: %s" % self.rejected if self.rejected else "")
-
-
 class UnexpectedRequest(AssertionError):
     """A request that no expectation of a handler-less server matched."""
-
-
-def _started(request):
-    """Tell whether a response to *request* (the request object) was begun."""
-    writer = request.wfile
-    return bool(request._headers_buffer or writer.sent or getattr(writer, "_held", None))
-
-
-def _call(func, request):
-    """Call a handler with the request object.
-
-    A handler that wrote nothing and returned a value (a str, bytes, a
-    tuple) most likely meant it as the response, and the client would see
-    the connection close (issue 10): that is a TypeError, and the client
-    gets a 500.  What a handler that wrote a response returns is ignored,
-    so that ``lambda request: request.wfile.write(...)`` works.
-    """
-    result = func(request)
-    if result is not None and not _started(request):
-        raise TypeError(
-            "the handler %s wrote nothing and returned %s; an HTTP handler sends its "
-            "response through the request object it gets (send_response(), "
-            "send_header(), end_headers() and wfile, or respond()), and returning "
-            "a value does not send it"
-            % (getattr(func, "__name__", None) or repr(func), _short(result, 200)))
 
 
 class Expectation:
@@ -260,7 +137,7 @@ class _CannedMixin:
 
     allow_unmatched = False
     strict = False
-    _restarting = 0
+    _no_strict_check = 0    # > 0 in restart(), and leaving a with block by an exception
     _strict_seen = None     # the use of the expectations strict mode last raised for
 
     def expect(self, method, path, *, query=None, match_headers=None, match_body=None,
@@ -344,21 +221,40 @@ class _CannedMixin:
     def stop(self, timeout=None):
         """Stop serving, then, when ``strict``, check the expectations."""
         super().stop(timeout)
-        if self.strict and not self._restarting:
+        if self.strict and not self._no_strict_check:
             with self._cond:
-                seen = [(e, e._count) for e in self._expectations]
+                seen = self._strict_state()
                 if seen == self._strict_seen:
-                    return          # raised already for just this
+                    return          # raised (or waived) already for just this
                 self._strict_seen = seen
             self.check_expectations()
 
+    def _strict_state(self):
+        return [(e, e._count) for e in self._expectations]
+
     def restart(self, timeout=None):
         """Stop, then start again on the same port (or path)."""
-        self._restarting += 1       # a restart is not the end of the test
+        return self._without_strict_check(super().restart, timeout)
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is None:
+            return super().__exit__(*exc_info)
+        # The exception leaving the block says more than the expectations
+        # it left unused: do not replace it with theirs, now or later.
         try:
-            return super().restart(timeout)
+            return self._without_strict_check(super().__exit__, *exc_info)
         finally:
-            self._restarting -= 1
+            with self._cond:
+                self._strict_seen = self._strict_state()
+
+    def _without_strict_check(self, func, *args):
+        with self._cond:
+            self._no_strict_check += 1
+        try:
+            return func(*args)
+        finally:
+            with self._cond:
+                self._no_strict_check -= 1
 
     def _answer(self, request):
         """Answer *request*: by an expectation, else the handler, else 404."""

@@ -17,8 +17,8 @@ import socket
 import time
 
 from ._base import _log
-from ._httpcanned import Request, _split_target, _started
-from ._httpreply import _Reply
+from ._httpcanned import Request, _split_target
+from ._httpreply import _Reply, _started
 
 __all__ = []
 

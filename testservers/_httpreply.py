@@ -10,6 +10,8 @@ frames it and sends the head with the first piece.
 import json as _json
 import re
 
+from ._httpmatch import _short
+
 __all__ = []
 
 # Responses that carry no body and, for 204, no Content-Length
@@ -171,3 +173,28 @@ class _Reply:
         if self.truncate is not None:
             body += ", cut after %d" % self.truncate
         return "%d, %s" % (self.status, body)
+
+
+def _started(request):
+    """Tell whether a response to *request* (the request object) was begun."""
+    writer = request.wfile
+    return bool(request._headers_buffer or writer.sent or getattr(writer, "_held", None))
+
+
+def _call(func, request):
+    """Call a handler with the request object.
+
+    A handler that wrote nothing and returned a value (a str, bytes, a
+    tuple) most likely meant it as the response, and the client would see
+    the connection close (issue 10): that is a TypeError, and the client
+    gets a 500.  What a handler that wrote a response returns is ignored,
+    so that ``lambda request: request.wfile.write(...)`` works.
+    """
+    result = func(request)
+    if result is not None and not _started(request):
+        raise TypeError(
+            "the handler %s wrote nothing and returned %s; an HTTP handler sends its "
+            "response through the request object it gets (send_response(), "
+            "send_header(), end_headers() and wfile, or respond()), and returning "
+            "a value does not send it"
+            % (getattr(func, "__name__", None) or repr(func), _short(result, 200)))

@@ -1,0 +1,106 @@
+"""The record of one HTTP request: :class:`Request`.
+
+One is kept for every request the HTTP servers read, whoever answered it
+(a handler, an expectation, or the server itself with a 4xx).
+"""
+
+import json as _json
+import time
+import urllib.parse
+from http.client import HTTPMessage
+
+from ._httpmatch import parse_form
+
+__all__ = ["Request"]
+
+
+def _split_target(target):
+    """Split a request-target into (path, query), as sent (not decoded).
+
+    The path is ``None`` when *target* is ``None`` or an absolute-form
+    target that :func:`urllib.parse.urlsplit` refuses (``http://[/``).
+    """
+    if target is None:
+        return None, ""
+    if target.startswith("/") or target == "*":
+        path, _, query = target.partition("?")
+        return path, query
+    try:
+        parts = urllib.parse.urlsplit(target)      # absolute-form (RFC 9112 3.2.2)
+    except ValueError:          # an unbalanced "[" in the authority, say
+        return None, ""
+    return parts.path or "/", parts.query
+
+
+class Request:
+    """One HTTP request as the server read it.
+
+    ``method``, ``target`` (the request-target as sent), ``path`` and
+    ``query`` (``target`` split at ``?``, neither percent-decoded),
+    ``version`` (``"HTTP/1.1"``), ``headers`` (an
+    :class:`http.client.HTTPMessage`), ``body`` (bytes, with any chunked
+    coding removed), ``trailers`` (a list of ``(name, value)`` pairs of a
+    chunked body), ``client_address``, ``tls`` (bool), ``connection`` (the
+    :class:`Connection` it arrived on) and ``received`` (a
+    :func:`time.monotonic` time).
+
+    ``status`` is the status code of the response, set as the response
+    head goes out (``None`` before that, and for responses a handler wrote
+    that do not start with a status line).  ``rejected`` is ``None`` for a
+    request that reached a handler or an expectation, and otherwise says
+    why the server answered it itself (400, 408, 413, 414, 417, 431, 501,
+    505); fields it could not parse are then ``None``.
+    """
+
+    def __init__(self, method, target, version, headers, body, client_address,
+                 tls, connection, rejected=None, trailers=()):
+        self.method = method
+        self.target = target
+        self.path, self.query = _split_target(target)
+        self.version = version
+        self.headers = headers if headers is not None else HTTPMessage()
+        self.body = body
+        self.trailers = list(trailers)
+        self.client_address = client_address
+        self.tls = tls
+        self.connection = connection
+        self.rejected = rejected
+        self.status = None
+        self.received = time.monotonic()
+
+    @property
+    def params(self):
+        """The query as a dict of lists, by :func:`urllib.parse.parse_qs`."""
+        return urllib.parse.parse_qs(self.query, keep_blank_values=True)
+
+    def text(self):
+        """Return the body decoded by the charset of Content-Type (UTF-8 if none)."""
+        return self.body.decode(self.headers.get_content_charset() or "utf-8")
+
+    def form(self):
+        """Return the fields of a form body as a dict of lists of str.
+
+        The body is ``multipart/form-data`` when Content-Type says so (its
+        text parts; the files are in :meth:`files`), and otherwise
+        ``application/x-www-form-urlencoded``.  A malformed multipart body
+        raises :exc:`ValueError`.
+        """
+        return parse_form(self)[0]
+
+    def files(self):
+        """Return the files of a ``multipart/form-data`` body, a dict of lists.
+
+        Each file is a named tuple ``(filename, content_type, data)``.
+        """
+        return parse_form(self)[1]
+
+    def json(self):
+        """Return the body parsed as JSON."""
+        return _json.loads(self.body)
+
+    def __repr__(self):
+        what = ("%s %s %s" % (self.method, self.target, self.version)
+                if self.method else "unparsed request")
+        return "<Request %s -> %s, %d body bytes%s>" % (
+            what, self.status, len(self.body or b""),
+            ", rejected: %s" % self.rejected if self.rejected else "")

@@ -7,7 +7,6 @@ import json
 import queue
 import re
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,6 @@ import pytest
 
 import testservers
 from conftest import TIMEOUT
-from test_http import read_response
 
 
 @pytest.fixture

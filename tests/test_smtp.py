@@ -191,13 +191,16 @@ def test_send_message_headers_and_body():
     assert attachment.get_content() == b"\x00\x01binary"
 
 
-def test_decode_data_false_gives_raw_bytes():
+def test_decode_data_false_gives_bytes_as_smtpd_did():
     calls = []
     with testservers.TestSMTPServer(None, lambda *a: calls.append(a[3]),
                                     decode_data=False) as server:
         with client(server) as c:
             c.sendmail("a@example.org", "b@example.org", MESSAGE)
-    assert calls == [MESSAGE]
+        (msg,) = server.messages
+    # smtpd joined the lines with LF and dropped the last line's end.
+    assert calls == [b"From: me@example.org\nSubject: hi\n\nline one\n.dotted"]
+    assert msg.data == MESSAGE      # the record keeps the bytes as received
 
 
 def test_handler_reply_string_is_sent():

@@ -5,14 +5,14 @@ blocking socket: the thread sends the session's greeting, passes every
 chunk it receives to :meth:`SMTPSession.feed`, sends the replies, and
 upgrades the socket when the session asks for STARTTLS.  Every message is
 recorded as a :class:`Message` before its reply goes out, so a client
-that has seen "250" finds the message in ``server.messages``.
+that has seen "250" finds the message in ``server.messages``.  The
+options are checked once, into a ``SessionConfig`` that every session
+shares; the handler and hooks are bound to each connection's peer.
 """
 
 import collections.abc
-import email
-import email.policy
+import inspect
 import socket
-import time
 
 try:
     import ssl
@@ -20,9 +20,13 @@ except ImportError:         # a Python built without OpenSSL
     ssl = None
 
 from ._base import _log
-from ._records import WAIT_TIMEOUT, _awaitable
-from ._smtpproto import (DEFAULT_MAX_RECIPIENTS, DEFAULT_SIZE_LIMIT,
-                         SMTPSession, _handler_reply)
+from ._faults import Fault
+from ._records import WAIT_TIMEOUT
+from ._smtpauth import mechanisms as _auth_mechanisms
+from ._smtpoptions import (DEFAULT_MAX_RECIPIENTS, DEFAULT_SIZE_LIMIT,
+                           SessionConfig, reply_lines, strip_esc)
+from ._smtpproto import ABORTED, COMMANDS, SMTPSession, handler_reply
+from ._smtprecords import Message, Scripts, Transcript, smtpd_bytes
 from ._stream import _StreamServer
 
 __all__ = ["TestSMTPServer", "Message"]
@@ -33,73 +37,35 @@ IDLE_TIMEOUT = 300.0
 
 _RECV_SIZE = 65536
 _SSL_ERROR = ssl.SSLError if ssl is not None else ()
-# The reply the session sends when on_message raises (see _smtpproto).
-_ABORTED = "451 4.3.0 Requested action aborted: local error in processing"
 _STARTTLS_MODES = {False: "off", True: "offered", "required": "required"}
+# What each hook is called with (the peer first, as the handler).
+_HOOKS = {"on_mail": ("peer", "mailfrom", "mail_options"),
+          "on_rcpt": ("peer", "mailfrom", "rcptto", "rcpt_options"),
+          "on_data": ("peer", "mailfrom", "rcpttos"),
+          "on_auth": ("peer", "user", "mechanism")}
+_SMTPD_KEYWORDS = ("mail_options", "rcpt_options")
 
 
-def _smtpd_text(data):
-    """Return *data* as ``smtpd`` with ``decode_data=True`` handed it over:
-    decoded as UTF-8, lines joined by LF, no newline at the end."""
-    if data.endswith(b"\r\n"):
-        data = data[:-2]
-    return data.decode("utf-8", "replace").replace("\r\n", "\n")
-
-
-class Message:
-    """One message that the server received.
-
-    ``peer`` is the client address; ``mailfrom`` the envelope sender
-    (``""`` for the null sender ``<>``); ``rcpttos`` the list of envelope
-    recipients; ``data`` the message bytes as received, after
-    dot-unstuffing, with CRLF line endings and the final CRLF; ``text``
-    the same as the old ``smtpd`` gave it with ``decode_data=True`` (a str
-    decoded as UTF-8, lines joined by LF, no newline at the end);
-    ``message`` the :class:`email.message.EmailMessage` parsed from
-    ``data`` with :data:`email.policy.default` and LF line endings (on
-    first use).  ``user`` is the authenticated user or ``None``; ``tls``
-    tells whether TLS was in use; ``helo`` is the HELO/EHLO argument and
-    ``esmtp`` true after EHLO; ``mail_options`` lists the MAIL parameters
-    as sent; ``smtputf8`` tells whether MAIL carried SMTPUTF8; ``reply``
-    is the reply line the client got; ``connection_id`` is the ``id`` of
-    the :class:`Connection`; ``received`` is a :func:`time.monotonic`
-    time.
-    """
-
-    def __init__(self, peer, envelope, connection_id, esmtp=True):
-        self.peer = peer
-        self.mailfrom = envelope.mailfrom
-        self.rcpttos = list(envelope.rcpttos)
-        self.data = envelope.data
-        self.user = envelope.user
-        self.tls = envelope.tls
-        self.helo = envelope.helo
-        self.esmtp = esmtp
-        self.mail_options = list(envelope.mail_options)
-        self.smtputf8 = envelope.smtputf8
-        self.reply = None
-        self.connection_id = connection_id
-        self.received = time.monotonic()
-        self._message = None
-
-    @property
-    def text(self):
-        """The message as a str, as ``smtpd`` gave it with ``decode_data=True``."""
-        return _smtpd_text(self.data)
-
-    @property
-    def message(self):
-        """The parsed :class:`email.message.EmailMessage`."""
-        if self._message is None:
-            # SMTP lines end in CRLF; LF is what the email package keeps in
-            # the parts it returns (get_content() == "text\n").
-            self._message = email.message_from_bytes(
-                self.data.replace(b"\r\n", b"\n"), policy=email.policy.default)
-        return self._message
-
-    def __repr__(self):
-        return "<Message from %r to %r, %d bytes, %r>" % (
-            self.mailfrom, self.rcpttos, len(self.data), self.reply)
+def _check_params(what, func, names, keywords=()):
+    """Refuse *func* unless it can be called with *names* (positional) and
+    *keywords*; return the keywords of _SMTPD_KEYWORDS it accepts."""
+    if not callable(func):
+        raise TypeError("%s must be a callable or None, not %r" % (what, func))
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):     # a callable that hides its signature
+        return ()
+    params = signature.parameters
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = tuple(k for k in _SMTPD_KEYWORDS if var_kw or (
+        k in params and params[k].kind in (params[k].POSITIONAL_OR_KEYWORD,
+                                           params[k].KEYWORD_ONLY)))
+    try:
+        signature.bind(*names, **{k: [] for k in keywords if k in accepted})
+    except TypeError as exc:
+        raise TypeError("%s %r must take (%s): %s"
+                        % (what, func, ", ".join(names), exc)) from None
+    return accepted
 
 
 class TestSMTPServer(_StreamServer):
@@ -107,45 +73,41 @@ class TestSMTPServer(_StreamServer):
 
     ``TestSMTPServer(listen_addr=None, handler=None, poll_interval=0.5,
     sockmap=None, *, hostname="localhost", decode_data=True, auth=None,
-    auth_required=False, starttls=False, starttls_context=None,
-    sslctx=None, tls=False, size_limit=33554432, max_recipients=1000,
-    timeout=300.0, esmtp=True)``
+    auth_required=False, auth_mechanisms=None, starttls=False,
+    starttls_context=None, sslctx=None, tls=False, size_limit=33554432,
+    max_recipients=1000, timeout=300.0, esmtp=True, dsn=False,
+    disable_extensions=(), ehlo_keywords=(), vrfy=None, expn=None,
+    help_text=None, on_mail=None, on_rcpt=None, on_data=None,
+    on_auth=None)``
 
     *handler* is called as ``handler(peer, mailfrom, rcpttos, data)`` for
-    each message, on the connection's thread, as in CPython's
-    test_logging; *data* is a str as ``smtpd`` gave it with
-    ``decode_data=True``, or with *decode_data* false the raw bytes.  It
-    returns ``None`` (the client gets 250) or a reply line such as
-    ``"550 5.7.1 rejected"``; an exception gives the client 451 and is
-    raised by :meth:`stop`.  *sockmap* is accepted for test_logging's
-    signature and ignored.  *hostname* is the name in the greeting.
-
-    *auth* is a dict ``{user: password}`` or a callable ``auth(user,
-    password) -> bool``; it turns on AUTH PLAIN and LOGIN, and
-    *auth_required* makes MAIL answer 530 until the client logs in.
-    *starttls* is ``False``, ``True`` (offered) or ``"required"`` (530
-    before it), with *starttls_context* or the bundled test certificate.
-    *sslctx*, or ``tls=True`` for the bundled certificate, serves implicit
-    TLS (SMTPS) instead.  *size_limit*, *max_recipients* and *timeout*
-    (idle seconds before 421, ``None`` for none) are limits.  With *esmtp*
-    false the server answers EHLO with 500, as an RFC 821 server does, so
-    clients fall back to HELO.
+    each message, on the connection's thread, as :mod:`!smtpd` called
+    ``process_message``: *mailfrom* is ``"<>"`` for the null sender; *data*
+    is a str with ``decode_data=True``, else bytes, with LF line endings
+    and no final newline; with *decode_data* false a handler that takes
+    ``mail_options`` and ``rcpt_options`` keywords gets them.  It returns
+    ``None`` (the client gets 250) or a reply line; an exception gives the
+    client 451 and is raised by :meth:`stop`.  The hooks *on_mail*,
+    *on_rcpt*, *on_data* and *on_auth* accept or refuse each command the
+    same way.  See the SMTP reference for every option.
 
     Methods: :meth:`start`, :meth:`stop`, :meth:`restart`,
     :meth:`smtp_client`, :meth:`wait_messages`, :meth:`wait_connections`,
-    :meth:`wait_for`, :meth:`take_errors`, :meth:`clear_records`, and the
-    faults.  Attributes: ``port``, ``server_address``, ``ready``,
-    ``messages``, ``connections``, ``errors``.
+    :meth:`wait_for`, :meth:`transcript`, :meth:`answer`,
+    :meth:`take_errors`, :meth:`clear_records`, and the stream faults.
+    Attributes: ``port``, ``server_address``, ``ready``, ``messages``,
+    ``connections``, ``errors``.
     """
 
     handler_params = ("peer", "mailfrom", "rcpttos", "data")
-    handler_class_base = None
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, sockmap=None,
                  *, hostname="localhost", decode_data=True, auth=None, auth_required=False,
-                 starttls=False, starttls_context=None, sslctx=None, tls=False,
-                 size_limit=DEFAULT_SIZE_LIMIT, max_recipients=DEFAULT_MAX_RECIPIENTS,
-                 timeout=IDLE_TIMEOUT, esmtp=True):
+                 auth_mechanisms=None, starttls=False, starttls_context=None, sslctx=None,
+                 tls=False, size_limit=DEFAULT_SIZE_LIMIT,
+                 max_recipients=DEFAULT_MAX_RECIPIENTS, timeout=IDLE_TIMEOUT, esmtp=True,
+                 dsn=False, disable_extensions=(), ehlo_keywords=(), vrfy=None, expn=None,
+                 help_text=None, on_mail=None, on_rcpt=None, on_data=None, on_auth=None):
         # Check everything before binding, so a bad option leaks no socket.
         if not (isinstance(starttls, bool) or starttls == "required"):
             raise ValueError("starttls must be False, True or 'required', not %r"
@@ -162,39 +124,53 @@ class TestSMTPServer(_StreamServer):
                 timeout, (int, float)) or timeout <= 0):
             raise ValueError("timeout must be a positive number or None, not %r"
                              % (timeout,))
-        if handler is not None and not callable(handler):
-            raise TypeError("handler must be a callable or None, not %r" % (handler,))
+        for name, hook in (("on_mail", on_mail), ("on_rcpt", on_rcpt),
+                           ("on_data", on_data), ("on_auth", on_auth)):
+            if hook is not None:
+                _check_params(name, hook, _HOOKS[name])
         self.hostname = hostname
         self.decode_data = bool(decode_data)
         self.auth = auth
         self.auth_required = bool(auth_required)
+        self.auth_mechanisms = auth_mechanisms
         self.starttls = starttls
         self.size_limit = size_limit
         self.max_recipients = max_recipients
         self.timeout = timeout
         self.esmtp = bool(esmtp)
+        self.dsn = bool(dsn)
+        self.disable_extensions = disable_extensions
+        self.ehlo_keywords = ehlo_keywords
+        self.vrfy, self.expn, self.help_text = vrfy, expn, help_text
+        self.on_mail, self.on_rcpt, self.on_data, self.on_auth = (
+            on_mail, on_rcpt, on_data, on_auth)
         self._implicit_tls = bool(tls or sslctx is not None)
-        self._new_session()      # raises ValueError for the session's options
+        self._config = SessionConfig(
+            hostname, auth_required=auth_required, size_limit=size_limit,
+            mechanisms=_auth_mechanisms(auth, auth_mechanisms, hostname),
+            starttls="off" if self._implicit_tls else _STARTTLS_MODES[starttls],
+            max_recipients=max_recipients, esmtp=esmtp, disabled=disable_extensions,
+            dsn=dsn, ehlo_keywords=ehlo_keywords, vrfy=vrfy, expn=expn,
+            help_text=help_text)
+        self._handler_keywords = self._check_handler(handler)
+        self._scripts = Scripts()
         if starttls and starttls_context is None:
             from ._tls import server_ssl_context
             starttls_context = server_ssl_context()
         self.starttls_context = starttls_context
         super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls)
 
-    def _new_session(self, on_message=None):
-        return SMTPSession(
-            self.hostname, on_message=on_message,
-            check_credentials=None if self.auth is None else self._check_credentials,
-            auth_required=self.auth_required,
-            starttls="off" if self._implicit_tls else _STARTTLS_MODES[self.starttls],
-            tls_active=self._implicit_tls, size_limit=self.size_limit,
-            max_recipients=self.max_recipients, esmtp=self.esmtp)
+    def _check_handler(self, handler):
+        """Refuse a handler that cannot be called as smtpd called one.
 
-    def _check_credentials(self, user, password):
-        auth = self.auth
-        if isinstance(auth, collections.abc.Mapping):
-            return user in auth and auth[user] == password
-        return auth(user, password)
+        Return the ``mail_options``/``rcpt_options`` keywords it takes,
+        which it gets when *decode_data* is false (as from :mod:`!smtpd`).
+        """
+        if handler is None:
+            return ()
+        keywords = () if self.decode_data else _SMTPD_KEYWORDS
+        accepted = _check_params("handler", handler, self.handler_params, keywords)
+        return tuple(k for k in accepted if k in keywords)
 
     # -- records ------------------------------------------------------------
 
@@ -211,15 +187,75 @@ class TestSMTPServer(_StreamServer):
         """
         return self._wait_count("messages", count, timeout)
 
-    async_wait_messages = _awaitable(wait_messages)
+    def transcript(self, connection=None):
+        """Return the dialogue of a connection as a list of lines.
+
+        Each line is ``"C: "`` and a command line the client sent, or
+        ``"S: "`` and a reply line; message data is left out, its end
+        shows as ``"C: ."``.  *connection* is a :class:`Connection` or its
+        ``id``; by default the latest connection that spoke SMTP.
+        """
+        wanted = getattr(connection, "id", connection)
+        for item in reversed(self._snapshot("transcripts")):
+            if wanted is None or item.connection_id == wanted:
+                return list(item.lines)
+        if wanted is None:
+            raise ValueError("%r has no transcript yet: no client spoke SMTP" % self)
+        raise ValueError("%r has no transcript of connection %r" % (self, wanted))
+
+    # -- scripted replies -------------------------------------------------------
+
+    def answer(self, command, reply, times=1, close=False):
+        """Answer *command* with *reply* instead of carrying it out.
+
+        *command* is a command name such as ``"RCPT"``, or ``"."`` for the
+        end of a message's data (the message is dropped).  *reply* is a
+        reply line such as ``"451 4.3.0 Try again"``, or several (a list, or
+        a str of lines), with one 2xx, 4xx or 5xx code.  It is given
+        *times* times (``None``: until undone), on every connection; with
+        *close* true, or a 221 or 421 code, the server then closes the
+        connection.  Return a :class:`Fault`: its ``undo()`` removes what
+        is left of the script.
+        """
+        name = command.upper() if isinstance(command, str) else command
+        if name not in COMMANDS and name != ".":
+            raise ValueError("answer() takes a command (%s) or '.', not %r"
+                             % (", ".join(sorted(COMMANDS)), command))
+        if times is not None and (not isinstance(times, int) or
+                                  isinstance(times, bool) or times < 1):
+            raise ValueError("times must be an int >= 1 or None, not %r" % (times,))
+        entry = self._scripts.add(name, reply_lines(reply), times, bool(close))
+        return Fault(self, "answer", lambda: self._scripts.remove(entry))
+
+    def clear_faults(self):
+        """Mend every fault, and drop every scripted reply."""
+        super().clear_faults()
+        self._scripts.clear()
 
     # -- the connection -----------------------------------------------------
 
+    def _new_session(self, peer, record, messages):
+        def scripted(command):
+            found = self._scripts.take(command)
+            if found is not None:
+                record.fault = "answer"
+            return found
+
+        def bind(hook):
+            return None if hook is None else (lambda *args: hook(peer, *args))
+        session = SMTPSession(
+            config=self._config, tls_active=self._implicit_tls,
+            on_message=lambda envelope: self._on_message(
+                envelope, peer, record, messages, session.esmtp),
+            on_mail=bind(self.on_mail), on_rcpt=bind(self.on_rcpt),
+            on_data=bind(self.on_data), on_auth=bind(self.on_auth),
+            scripted=scripted)
+        return session
+
     def _serve_connection(self, sock, peer, record):
-        events = []     # ("error", exc) and ("message", Message), in order
-        session = self._new_session(
-            lambda envelope: self._on_message(envelope, peer, record, events,
-                                              session.esmtp))
+        messages = []       # recorded after the feed() that made them
+        session = self._new_session(peer, record, messages)
+        self._append_record("transcripts", Transcript(record.id, session.transcript))
         sock.settimeout(self.timeout)
         sock.sendall(session.greeting())
         while not session.closed:
@@ -235,7 +271,7 @@ class TestSMTPServer(_StreamServer):
             if not data:
                 return      # the client left (maybe mid-DATA: nothing is recorded)
             reply = session.feed(data)
-            self._settle(session, events)
+            self._settle(session, messages)
             if reply:
                 sock.sendall(reply)
             if session.want_tls:
@@ -246,36 +282,44 @@ class TestSMTPServer(_StreamServer):
                 sock.settimeout(self.timeout)
                 session.tls_established()
 
-    def _on_message(self, envelope, peer, record, events, esmtp):
+    def _on_message(self, envelope, peer, record, messages, esmtp):
         message = Message(peer, envelope, record.id, esmtp)
         try:
             result = None
             if self._handler is not None:
-                data = message.text if self.decode_data else message.data
-                result = self._handler(peer, message.mailfrom, envelope.rcpttos, data)
-            message.reply = _handler_reply(result)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:    # pytest.fail() included: the client gets 451
-            message.reply = _ABORTED
-            events.append(("error", exc))
-            raise       # the session answers 451 and keeps it as pending_error
+                if self.decode_data:
+                    result = self._handler(peer, message.mailfrom, message.rcpttos,
+                                           message.text)
+                else:
+                    kwargs = {}
+                    if "mail_options" in self._handler_keywords:
+                        kwargs["mail_options"] = list(envelope.mail_options)
+                    if "rcpt_options" in self._handler_keywords:
+                        kwargs["rcpt_options"] = [
+                            option for options in envelope.rcpt_options for option in options]
+                    result = self._handler(peer, message.mailfrom, message.rcpttos,
+                                           smtpd_bytes(message.data), **kwargs)
+            message.reply = handler_reply(result) or self._own("250 2.0.0 OK")
+        except BaseException:    # pytest.fail() included: the client gets 451
+            message.reply = self._own(ABORTED)
+            raise       # the session answers 451 and keeps it in pending_errors
         finally:
-            events.append(("message", message))
-        return message.reply
+            messages.append(message)
+        return result
 
-    def _settle(self, session, events):
-        """Record what the callbacks of one feed() did, in order: errors
-        first, so a waiter sees the error before the message."""
-        pending, session.pending_error = session.pending_error, None
-        for kind, item in events:
-            if kind == "error":
-                self._record_error(item)
-            else:
-                self._append_record("messages", item)
-        if pending is not None and not any(item is pending for _, item in events):
-            self._record_error(pending)     # from check_credentials
-        events.clear()
+    def _own(self, line):
+        """A reply line of the session, as the client gets it."""
+        return line if self._config.esc else strip_esc(line)
+
+    def _settle(self, session, messages):
+        """Record what the callbacks of one feed() did: errors first, so a
+        waiter sees the error before the message."""
+        errors = session.pending_errors
+        while errors:
+            self._record_error(errors.pop(0))
+        for message in messages:
+            self._append_record("messages", message)
+        messages.clear()
 
     # -- clients --------------------------------------------------------------
 

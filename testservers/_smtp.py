@@ -153,7 +153,7 @@ class TestSMTPServer(_StreamServer):
             dsn=dsn, ehlo_keywords=ehlo_keywords, vrfy=vrfy, expn=expn,
             help_text=help_text)
         self._handler_keywords = self._check_handler(handler)
-        self._scripts = Scripts()
+        self._scripts = Scripts(reply_lines)
         if starttls and starttls_context is None:
             from ._tls import server_ssl_context
             starttls_context = server_ssl_context()
@@ -211,11 +211,13 @@ class TestSMTPServer(_StreamServer):
         *command* is a command name such as ``"RCPT"``, or ``"."`` for the
         end of a message's data (the message is dropped).  *reply* is a
         reply line such as ``"451 4.3.0 Try again"``, or several (a list, or
-        a str of lines), with one 2xx, 4xx or 5xx code.  It is given
-        *times* times (``None``: until undone), on every connection; with
-        *close* true, or a 221 or 421 code, the server then closes the
-        connection.  Return a :class:`Fault`: its ``undo()`` removes what
-        is left of the script.
+        a str of lines), with one 2xx, 4xx or 5xx code; or a callable given
+        the command's argument that returns such a reply, or ``None`` to
+        let the command run (an exception it raises is a handler error).
+        It is given *times* times (``None``: until undone), on every
+        connection; with *close* true, or a 221 or 421 code, the server
+        then closes the connection.  Return a :class:`Fault`: its
+        ``undo()`` removes what is left of the script.
         """
         name = command.upper() if isinstance(command, str) else command
         if name not in COMMANDS and name != ".":
@@ -224,7 +226,8 @@ class TestSMTPServer(_StreamServer):
         if times is not None and (not isinstance(times, int) or
                                   isinstance(times, bool) or times < 1):
             raise ValueError("times must be an int >= 1 or None, not %r" % (times,))
-        entry = self._scripts.add(name, reply_lines(reply), times, bool(close))
+        entry = self._scripts.add(name, reply if callable(reply) else reply_lines(reply),
+                                  times, bool(close))
         return Fault(self, "answer", lambda: self._scripts.remove(entry))
 
     def clear_faults(self):
@@ -235,8 +238,8 @@ class TestSMTPServer(_StreamServer):
     # -- the connection -----------------------------------------------------
 
     def _new_session(self, peer, record, messages):
-        def scripted(command):
-            found = self._scripts.take(command)
+        def scripted(command, arg):
+            found = self._scripts.take(command, arg)
             if found is not None:
                 record.fault = "answer"
             return found

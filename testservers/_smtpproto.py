@@ -32,8 +32,9 @@ None (250) or a reply line; the hooks on_mail(mailfrom, options),
 on_rcpt(mailfrom, rcptto, options), on_data(mailfrom, rcpttos) and
 on_auth(user, mechanism), each returning None (the usual reply) or a
 reply line that accepts (2xx, or 354 for DATA) or refuses the command; and
-scripted(command), which returns ``(lines, close)`` to answer a command
-(or "." for the end of the data) in place of the session, or None.  The
+scripted(command, arg), which returns ``(lines, close)`` to answer a
+command (or "." for the end of the data) in place of the session, or
+None.  The
 transcript holds the command lines ("C: ...") and replies ("S: ..."); the
 message data is left out (its end shows as "C: .").
 """
@@ -228,7 +229,7 @@ class SMTPSession:
         verb = verb.upper()
         arg = arg.strip()
         out = self._out
-        if verb in COMMANDS and out.scripted(self.scripted, verb):
+        if verb in COMMANDS and out.scripted(self.scripted, verb, arg):
             return
         if not verb:
             out.error("500 5.5.2 Error: bad syntax")
@@ -394,7 +395,7 @@ class SMTPSession:
         reader, self._reader = self._reader, None
         out = self._out
         out.note("C: .")
-        if out.scripted(self.scripted, "."):
+        if out.scripted(self.scripted, ".", ""):
             return self._reset_transaction()
         if reader.data is None:
             self._reset_transaction()

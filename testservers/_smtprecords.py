@@ -105,12 +105,15 @@ class Scripts:
 
     Each entry answers its command *times* times (None: until removed).
     When several entries name one command, the oldest answers first, so a
-    sequence of replies is scripted by adding them in order.
+    sequence of replies is scripted by adding them in order.  An entry's
+    reply is its lines, or a callable given the command's argument that
+    returns a reply (checked by *check*) or None to let the command run.
     """
 
-    def __init__(self):
+    def __init__(self, check):
         self._lock = threading.Lock()
         self._entries = []
+        self._check = check
 
     def add(self, command, lines, times, close):
         entry = [command, lines, times, close]
@@ -127,26 +130,35 @@ class Scripts:
         with self._lock:
             self._entries.clear()
 
-    def take(self, command):
-        """Return ``(lines, close)`` for *command* and count it, or None."""
+    def take(self, command, arg):
+        """Return ``(lines, close)`` for *command* and count it, or None.
+
+        The exceptions of a callable reply propagate.
+        """
         if not self._entries:       # the common case, without the lock
             return None
         with self._lock:
-            for entry in self._entries:
-                if entry[0] == command:
-                    if entry[2] is not None:
-                        entry[2] -= 1
-                        if entry[2] <= 0:
-                            self._entries[:] = [
-                                e for e in self._entries if e is not entry]
-                    return entry[1], entry[3]
-        return None
+            entry = next((e for e in self._entries if e[0] == command), None)
+        if entry is None:
+            return None
+        lines = entry[1]
+        if callable(lines):     # the test's code: run without the lock
+            lines = lines(arg)
+            if lines is None:
+                return None
+            lines = self._check(lines)
+        with self._lock:
+            if entry[2] is not None:
+                entry[2] -= 1
+                if entry[2] <= 0:
+                    self._entries[:] = [e for e in self._entries if e is not entry]
+        return lines, entry[3]
 
     def __getstate__(self):
         # Process mode sends a server's state across: the lock stays here.
         with self._lock:
-            return [list(entry) for entry in self._entries]
+            return [list(entry) for entry in self._entries], self._check
 
     def __setstate__(self, state):
         self._lock = threading.Lock()
-        self._entries = state
+        self._entries, self._check = state

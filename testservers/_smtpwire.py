@@ -109,13 +109,20 @@ class Output:
         self.reply(default)
         return True
 
-    def scripted(self, script, command):
+    def scripted(self, script, command, arg):
         """Answer *command* from *script*, if it has a reply for it.
 
-        *script* is None or ``script(command) -> (lines, close) or None``.
-        Return True if the command was answered.
+        *script* is None or ``script(command, arg) -> (lines, close) or
+        None``.  Return True if the command was answered (with 451 if the
+        script raised).
         """
-        found = script(command) if script is not None else None
+        if script is None:
+            return False
+        try:
+            found = script(command, arg)
+        except BaseException as exc:    # a callable reply of the test's
+            self.failed(exc)
+            return True
         if found is None:
             return False
         lines, close = found

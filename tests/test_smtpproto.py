@@ -467,13 +467,13 @@ def test_partial_line_buffer_is_bounded():
     assert session.feed(chunk) == reply("500 5.5.6 Error: line too long")
     for _ in range(100):
         assert session.feed(chunk) == b""
-        assert len(session._buf) <= MAX_COMMAND_LINE
+        assert len(session._lines._buf) <= MAX_COMMAND_LINE
     assert session.feed(b"tail\r\nNOOP\r\n") == OK
     session = SMTPSession(HOST)
     for _ in range(MAX_COMMAND_LINE):
         assert session.feed(b"y") == b""
     assert session.feed(b"y") == reply("500 5.5.6 Error: line too long")
-    assert len(session._buf) == 0
+    assert len(session._lines._buf) == 0
 
 
 def test_error_limit(feed_mode):

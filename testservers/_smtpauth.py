@@ -33,6 +33,7 @@ _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*"
 _HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
 
 DECODE_ERROR = "501 5.5.2 Cannot decode response"
+TEMPORARY_FAILURE = "454 4.7.0 Temporary authentication failure"
 
 
 class Malformed(Exception):
@@ -292,12 +293,13 @@ class Auth:
         except Malformed as exc:
             return output.error(exc.reply)
         except BaseException as exc:    # an assertion library's too
-            return output.failed(exc, "454 4.7.0 Temporary authentication failure")
+            return output.failed(exc, TEMPORARY_FAILURE)
         if challenge is not None:
             self.exchange = exchange
             return output.send("334 " + b64encode(challenge))
         if user is None:
             return output.error("535 5.7.8 Authentication credentials invalid")
         if output.consult(self.on_auth, "on_auth", ("2", "4", "5"),
-                          "235 2.7.0 Authentication successful", user, exchange.name):
+                          "235 2.7.0 Authentication successful", user, exchange.name,
+                          failure=TEMPORARY_FAILURE):
             self.user = user

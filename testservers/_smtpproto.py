@@ -8,11 +8,10 @@ lines of an AUTH exchange, or as message data after a 354 reply.  All
 complete lines of a chunk are processed in order (RFC 2920 pipelining) and
 their replies concatenated; a partial line waits for the next chunk.
 
-The session holds its parts: a ``_smtpoptions.SessionConfig`` (the
-options, shared by many sessions), an ``_smtpwire.Output`` (replies,
-transcript, error count), a ``_smtpauth.Auth`` and, during DATA, a
-``_smtpwire.DataReader``.  The caller honours three attributes after each
-feed():
+Its parts: a ``_smtpoptions.SessionConfig`` (the options, shared by many
+sessions), an ``_smtpwire.Output`` (replies, transcript, error count), a
+``_smtpauth.Auth`` and, during DATA, a ``_smtpwire.DataReader``.  After
+each feed() the caller honours:
 
 - closed: true after a 221 or 421 reply (QUIT, too many errors, or the
   test's own).  Send what feed() returned and close the connection; later
@@ -40,15 +39,11 @@ message data is left out (its end shows as "C: .").
 """
 
 from ._smtpauth import Auth
-from ._smtpoptions import (DEFAULT_MAX_ERRORS, DEFAULT_MAX_RECIPIENTS,  # noqa: F401
-                           DEFAULT_SIZE_LIMIT, MAX_TRANSCRIPT, SessionConfig,
-                           check_hook, hook_reply)
+from ._smtpoptions import SessionConfig, check_hook, hook_reply
 from ._smtpparams import (BAD_OPTION, NULL_SENDER, Envelope, is_utf8,
                           mail_params, parse_path, rcpt_params)
-from ._smtpwire import ABORTED, DataReader, Output  # noqa: F401
-
-MAX_COMMAND_LINE = 512  # RFC 5321 4.5.3.1.4, including the CRLF
-MAX_AUTH_LINE = 12288  # RFC 4954 4
+from ._smtpwire import (ABORTED, MAX_AUTH_LINE, MAX_COMMAND_LINE,  # noqa: F401
+                        DataReader, LineReader, Output)
 
 # Commands allowed before TLS when starttls="required" (RFC 3207 4).
 _PRE_TLS = frozenset(("EHLO", "HELO", "STARTTLS", "NOOP", "RSET", "QUIT"))
@@ -95,8 +90,7 @@ class SMTPSession:
         self.pending_errors = self._out.errors
         self._auth = Auth(config.mechanisms, self._out, check_hook("on_auth", on_auth))
         self.want_tls = False
-        self._buf = bytearray()  # a partial command line
-        self._discarding = False  # skipping the rest of an over-long line
+        self._lines = LineReader()
         self._reader = None  # a DataReader after 354
         self._reset_session()
 
@@ -151,8 +145,7 @@ class SMTPSession:
                                "is pending (want_tls is False)")
         self.want_tls = False
         self.tls_active = True
-        self._buf.clear()
-        self._discarding = False
+        self._lines.clear()
         self._reset_session()
 
     def feed(self, data):
@@ -179,33 +172,11 @@ class SMTPSession:
 
     def _feed_line(self, data, i):
         """Consume command line bytes from data[i:]; return the new index."""
-        end = data.find(b"\n", i)
-        if self._discarding:
-            if end < 0:
-                return len(data)
-            self._discarding = False
-            return end + 1
-        if self._auth.exchange is not None:
-            limit = MAX_AUTH_LINE
-        else:
-            head = (bytes(self._buf[:5]) + data[i:i + 5])[:5]
-            limit = MAX_AUTH_LINE if head.upper() == b"AUTH " else MAX_COMMAND_LINE
-        if end < 0:
-            # Hold at most `limit` octets while waiting for the LF.
-            if len(self._buf) + len(data) - i > limit:
-                self._discarding = True
-                self._line_too_long()
-            else:
-                self._buf += data[i:]
-            return len(data)
-        if len(self._buf) + end + 1 - i > limit:
+        i, line, too_long = self._lines.feed(data, i, self._auth.exchange is not None)
+        if too_long:
             self._line_too_long()
-            return end + 1
-        line = bytes(self._buf) + data[i:end]
-        self._buf.clear()
-        # A bare LF ends a command line too, as Postfix accepts.
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        if line is None:
+            return i
         text = line.decode("utf-8", "surrogateescape")
         self._out.note("C: " + (text if text.isascii() else
                                 line.decode("utf-8", "backslashreplace")))
@@ -213,10 +184,9 @@ class SMTPSession:
             self._auth.respond(text)
         else:
             self._command(text)
-        return end + 1
+        return i
 
     def _line_too_long(self):
-        self._buf.clear()
         self._out.note("C: (a line over the length limit, discarded)")
         if self._auth.exchange is not None:
             self._auth.cancel()

@@ -14,6 +14,49 @@ from ._smtpoptions import hook_reply, strip_esc, table_reply
 __all__ = []
 
 ABORTED = "451 4.3.0 Requested action aborted: local error in processing"
+MAX_COMMAND_LINE = 512  # RFC 5321 4.5.3.1.4, including the CRLF
+MAX_AUTH_LINE = 12288  # RFC 4954 4
+
+
+class LineReader:
+    """Command lines, each ended by LF (CRLF, or a bare LF as Postfix
+    accepts), at most MAX_COMMAND_LINE octets, or MAX_AUTH_LINE for AUTH
+    and the lines of its exchange.  Of an over-long line it holds nothing
+    and skips the rest."""
+
+    def __init__(self):
+        self._buf = bytearray()     # a partial line
+        self._discarding = False    # skipping the rest of an over-long line
+
+    def clear(self):
+        self._buf.clear()
+        self._discarding = False
+
+    def feed(self, data, i, in_auth):
+        """Consume bytes from data[i:]: return ``(index, line, too_long)``,
+        *line* being the bytes of a whole line (without its end) or None."""
+        end = data.find(b"\n", i)
+        if self._discarding:
+            if end >= 0:
+                self._discarding = False
+            return (len(data) if end < 0 else end + 1), None, False
+        head = (bytes(self._buf[:5]) + data[i:i + 5])[:5]
+        limit = MAX_AUTH_LINE if in_auth or head.upper() == b"AUTH " else \
+            MAX_COMMAND_LINE
+        if end < 0:
+            # Hold at most `limit` octets while waiting for the LF.
+            if len(self._buf) + len(data) - i > limit:
+                self.clear()
+                self._discarding = True
+                return len(data), None, True
+            self._buf += data[i:]
+            return len(data), None, False
+        if len(self._buf) + end + 1 - i > limit:
+            self._buf.clear()
+            return end + 1, None, True
+        line = bytes(self._buf) + data[i:end]
+        self._buf.clear()
+        return end + 1, line[:-1] if line.endswith(b"\r") else line, False
 
 
 class Output:
@@ -93,15 +136,15 @@ class Output:
         self.errors.append(exc)
         self.reply(reply)
 
-    def consult(self, hook, name, codes, default, *args):
+    def consult(self, hook, name, codes, default, *args, failure=ABORTED):
         """Send what *hook* returns for *args*, or *default* without a hook
         or when it returns None.  Return True if the command is accepted
-        (a 2xx or 3xx reply); a hook that fails gets 451 and False."""
+        (a 2xx or 3xx reply); a hook that fails gets *failure* and False."""
         if hook is not None:
             try:
                 line = hook_reply(hook(*args), codes, name)
             except BaseException as exc:    # an assertion library's too
-                self.failed(exc)
+                self.failed(exc, failure)
                 return False
             if line is not None:
                 self.send(line)

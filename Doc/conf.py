@@ -26,7 +26,9 @@ extensions = []
 master_doc = "index"            # "root_doc" from Sphinx 4; both are read
 exclude_patterns = ["_build"]
 default_role = "literal"
-highlight_language = "python3"
+# Literal blocks (::) hold code and program output alike: "default" colours
+# what parses as Python and leaves the rest plain, without a warning.
+highlight_language = "default"
 pygments_style = "sphinx"
 
 html_theme = "alabaster"

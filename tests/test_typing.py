@@ -233,8 +233,10 @@ def test_method_parameters_match(name, member):
     stub = _stub_members(name).get(member)
     assert stub is not None, "%s.%s is not in the stub" % (name, member)
     bound = kind != "staticmethod"
-    assert _stub_parameters(stub, bound) == _code_parameters(func, bound), \
-        "%s.%s: the stub's parameters differ from the code's" % (name, member)
+    stub_params, code_params = _stub_parameters(stub, bound), _code_parameters(func, bound)
+    assert stub_params == code_params, (
+        "%s.%s: the stub's parameters differ from the code's (name, kind, has a default):"
+        "\n  stub: %s\n  code: %s" % (name, member, stub_params, code_params))
 
 
 @pytest.mark.parametrize("name", _public_functions())

@@ -62,6 +62,9 @@ _HTTPHandler = Optional[Callable[[http.server.BaseHTTPRequestHandler], object]]
 # str with decode_data true, else bytes.
 _SMTPHandler = Optional[Callable[[Any, str, List[str], Any], Optional[str]]]
 _SMTPAuth = Union[None, Mapping[str, str], Callable[[str, str], object]]
+# A hook (on_mail, on_rcpt, on_data, on_auth) returns None or a reply line.
+_SMTPHook = Optional[Callable[..., Optional[str]]]
+_SMTPTable = Union[None, Mapping[str, Any], Callable[[str], Any]]
 
 STOP_TIMEOUT: float
 WAIT_TIMEOUT: float
@@ -121,7 +124,9 @@ class Message:
     helo: Optional[str]
     esmtp: bool
     mail_options: List[str]
+    rcpt_options: List[List[str]]
     smtputf8: bool
+    dsn: Optional[Dict[str, Any]]
     reply: Optional[str]
     connection_id: int
     received: float
@@ -338,20 +343,37 @@ class TestSMTPServer(_StreamServer):
     decode_data: bool
     auth: _SMTPAuth
     auth_required: bool
+    auth_mechanisms: Optional[Iterable[Any]]
     starttls: Union[bool, str]
     starttls_context: Optional[ssl.SSLContext]
     size_limit: int
     max_recipients: int
     timeout: Optional[float]
     esmtp: bool
+    dsn: bool
+    disable_extensions: Iterable[str]
+    ehlo_keywords: Iterable[str]
+    vrfy: _SMTPTable
+    expn: _SMTPTable
+    help_text: Optional[str]
+    on_mail: _SMTPHook
+    on_rcpt: _SMTPHook
+    on_data: _SMTPHook
+    on_auth: _SMTPHook
     def __init__(self, listen_addr: _ListenAddr = ..., handler: _SMTPHandler = ...,
                  poll_interval: float = ..., sockmap: object = ..., *, hostname: str = ...,
                  decode_data: bool = ..., auth: _SMTPAuth = ..., auth_required: bool = ...,
+                 auth_mechanisms: Optional[Iterable[Any]] = ...,
                  starttls: Union[bool, str] = ...,
                  starttls_context: Optional[ssl.SSLContext] = ...,
                  sslctx: Optional[ssl.SSLContext] = ..., tls: bool = ...,
                  size_limit: int = ..., max_recipients: int = ...,
-                 timeout: Optional[float] = ..., esmtp: bool = ...) -> None: ...
+                 timeout: Optional[float] = ..., esmtp: bool = ..., dsn: bool = ...,
+                 disable_extensions: Iterable[str] = ..., ehlo_keywords: Iterable[str] = ...,
+                 vrfy: _SMTPTable = ..., expn: _SMTPTable = ...,
+                 help_text: Optional[str] = ..., on_mail: _SMTPHook = ...,
+                 on_rcpt: _SMTPHook = ..., on_data: _SMTPHook = ...,
+                 on_auth: _SMTPHook = ...) -> None: ...
     @property
     def server_port(self) -> int: ...
     @property
@@ -361,6 +383,10 @@ class TestSMTPServer(_StreamServer):
                                   timeout: Optional[float] = ...) -> List[Message]: ...
     def smtp_client(self, timeout: float = ...,
                     context: Optional[ssl.SSLContext] = ...) -> smtplib.SMTP: ...
+    def transcript(self, connection: Union[None, Connection, int] = ...) -> List[str]: ...
+    def answer(self, command: str,
+               reply: Union[str, List[str], Callable[[str], Union[None, str, List[str]]]],
+               times: Optional[int] = ..., close: bool = ...) -> Fault: ...
 
 
 class TestHTTPServer(_StreamServer):

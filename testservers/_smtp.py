@@ -60,11 +60,12 @@ def _check_params(what, func, names, keywords=()):
     accepted = tuple(k for k in _SMTPD_KEYWORDS if var_kw or (
         k in params and params[k].kind in (params[k].POSITIONAL_OR_KEYWORD,
                                            params[k].KEYWORD_ONLY)))
+    call = ", ".join(names + tuple("%s=[...]" % k for k in keywords if k in accepted))
     try:
         signature.bind(*names, **{k: [] for k in keywords if k in accepted})
-    except TypeError as exc:
-        raise TypeError("%s %r must take (%s): %s"
-                        % (what, func, ", ".join(names), exc)) from None
+    except TypeError:
+        raise TypeError("TestSMTPServer calls its %s as %s(%s); %r takes %s"
+                        % (what, what, call, func, signature)) from None
     return accepted
 
 
@@ -100,6 +101,7 @@ class TestSMTPServer(_StreamServer):
     """
 
     handler_params = ("peer", "mailfrom", "rcpttos", "data")
+    handler_class_base = None       # a callable only, never a request handler class
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, sockmap=None,
                  *, hostname="localhost", decode_data=True, auth=None, auth_required=False,
@@ -168,6 +170,9 @@ class TestSMTPServer(_StreamServer):
         """
         if handler is None:
             return ()
+        if not callable(handler):
+            raise TypeError("TestSMTPServer handler must be None or a callable "
+                            "handler(%s), not %r" % (", ".join(self.handler_params), handler))
         keywords = () if self.decode_data else _SMTPD_KEYWORDS
         accepted = _check_params("handler", handler, self.handler_params, keywords)
         return tuple(k for k in accepted if k in keywords)

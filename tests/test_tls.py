@@ -676,3 +676,53 @@ def test_client_hello_in_pieces_is_waited_for_without_spinning():
                 lowat = getattr(socket, "SO_RCVLOWAT", None)
                 if lowat is not None:
                     assert server_side.getsockopt(socket.SOL_SOCKET, lowat) == 1
+
+
+# -- the client_auth option of the stream servers ---------------------------------
+
+
+def _echo_line(request):
+    request.wfile.write(request.rfile.readline())
+
+
+def test_client_auth_option_composes_with_scenarios():
+    with testservers.TestTCPServer(None, _echo_line, tls="wrong-host", client_auth=True) as server:
+        assert server.sslctx.verify_mode == ssl.CERT_REQUIRED
+        ctx = testservers.client_ssl_context(client_cert=True)
+        with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as raw:
+            with ctx.wrap_socket(raw, server_hostname="wrong.host.invalid") as c:
+                c.sendall(b"x\n")
+                assert c.makefile("rb").readline() == b"x\n"
+        (conn,) = server.wait_connections(1, TIMEOUT, closed=True)
+    assert conn.tls_info.client_subject["commonName"] == "testservers client"
+
+
+@pytest.mark.parametrize("options, exc", [
+    ({"client_auth": True}, ValueError),
+    ({"client_auth": True, "sslctx": None, "tls": False}, ValueError),
+    ({"client_auth": "yes", "tls": True}, ValueError),
+    ({"client_auth": 1, "tls": True}, TypeError),
+])
+def test_client_auth_option_refused(options, exc):
+    with pytest.raises(exc):
+        testservers.TestTCPServer(None, None, **options)
+
+
+def test_client_auth_with_own_sslctx_refused():
+    with pytest.raises(ValueError):
+        testservers.TestTCPServer(None, None, sslctx=testservers.server_ssl_context(),
+                                  client_auth=True)
+
+
+def test_https_server_takes_client_auth():
+    with testservers.TestHTTPServer(tls=True, client_auth=True) as server:
+        server.expect("GET", "/", body=b"hi")
+        context = testservers.client_ssl_context(client_cert=True)
+        conn = server.http_connection(context=context)
+        try:
+            conn.request("GET", "/")
+            assert conn.getresponse().read() == b"hi"
+        finally:
+            conn.close()
+        (record,) = server.wait_connections(1)
+    assert record.tls_info.client_subject["commonName"] == "testservers client"

@@ -297,7 +297,8 @@ class TestTCPServer(_StreamServer):
     port: int
     def __init__(self, listen_addr: _ListenAddr = ..., handler: _StreamHandler = ...,
                  poll_interval: float = ..., *, sslctx: Optional[ssl.SSLContext] = ...,
-                 tls: bool = ...) -> None: ...
+                 tls: Union[bool, str] = ...,
+                 client_auth: Union[bool, str] = ...) -> None: ...
     @property
     def server_port(self) -> int: ...
 
@@ -306,7 +307,8 @@ class TestUnixStreamServer(TestTCPServer):
     port: None  # type: ignore[assignment]
     def __init__(self, listen_addr: _UnixAddr = ..., handler: _StreamHandler = ...,
                  poll_interval: float = ..., *, sslctx: Optional[ssl.SSLContext] = ...,
-                 tls: bool = ...) -> None: ...
+                 tls: Union[bool, str] = ...,
+                 client_auth: Union[bool, str] = ...) -> None: ...
     @property
     def server_port(self) -> None: ...  # type: ignore[override]
 
@@ -366,7 +368,7 @@ class TestSMTPServer(_StreamServer):
                  auth_mechanisms: Optional[Iterable[Any]] = ...,
                  starttls: Union[bool, str] = ...,
                  starttls_context: Optional[ssl.SSLContext] = ...,
-                 sslctx: Optional[ssl.SSLContext] = ..., tls: bool = ...,
+                 sslctx: Optional[ssl.SSLContext] = ..., tls: Union[bool, str] = ...,
                  size_limit: int = ..., max_recipients: int = ...,
                  timeout: Optional[float] = ..., esmtp: bool = ..., dsn: bool = ...,
                  disable_extensions: Iterable[str] = ..., ehlo_keywords: Iterable[str] = ...,
@@ -404,7 +406,8 @@ class TestHTTPServer(_StreamServer):
     max_body_size: Optional[int]
     def __init__(self, listen_addr: _ListenAddr = ..., handler: _HTTPHandler = ...,
                  poll_interval: float = ..., log: bool = ...,
-                 sslctx: Optional[ssl.SSLContext] = ..., *, tls: bool = ...,
+                 sslctx: Optional[ssl.SSLContext] = ..., *, tls: Union[bool, str] = ...,
+                 client_auth: Union[bool, str] = ...,
                  allow_unmatched: bool = ..., strict: bool = ..., keep_alive: bool = ...,
                  close_unframed: bool = ..., request_timeout: Optional[float] = ...,
                  keep_alive_timeout: Optional[float] = ..., max_request_line: int = ...,
@@ -442,7 +445,8 @@ class TestUnixHTTPServer(TestHTTPServer):
     port: None  # type: ignore[assignment]
     def __init__(self, listen_addr: _UnixAddr = ..., handler: _HTTPHandler = ...,
                  poll_interval: float = ..., log: bool = ...,
-                 sslctx: Optional[ssl.SSLContext] = ..., *, tls: bool = ...,
+                 sslctx: Optional[ssl.SSLContext] = ..., *, tls: Union[bool, str] = ...,
+                 client_auth: Union[bool, str] = ...,
                  allow_unmatched: bool = ..., strict: bool = ..., keep_alive: bool = ...,
                  close_unframed: bool = ..., request_timeout: Optional[float] = ...,
                  keep_alive_timeout: Optional[float] = ..., max_request_line: int = ...,

@@ -215,7 +215,7 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     """An HTTP/1.1 server that calls a handler, or answers from expectations.
 
     ``TestHTTPServer(listen_addr=None, handler=None, poll_interval=0.5,
-    log=False, sslctx=None, *, tls=False, allow_unmatched=False,
+    log=False, sslctx=None, *, tls=False, client_auth=False, allow_unmatched=False,
     strict=False, keep_alive=True, close_unframed=True, request_timeout=10.0,
     keep_alive_timeout=60.0, max_request_line=8192, max_header_size=65536,
     max_headers=100, max_body_size=67108864)``
@@ -228,7 +228,9 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     *strict* makes :meth:`stop` raise :exc:`AssertionError` for
     expectations not used as declared.  *log* sends a line per response to the
     ``testservers`` logger.  *sslctx* serves HTTPS; ``tls=True`` does so
-    with the bundled test certificate.  *keep_alive* false closes every
+    with the bundled test certificate (a name from ``TLS_SCENARIOS`` with
+    one clients must refuse), and *client_auth* asks clients for a
+    certificate from the test CA.  *keep_alive* false closes every
     connection after one response; *close_unframed* false keeps it open
     after a response the handler did not frame.  The other options are
     limits (414, 431, 413) and timeouts (408; idle connections close).
@@ -246,7 +248,8 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     handler_class_base = None       # handlers are callables handler(request)
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, log=False,
-                 sslctx=None, *, tls=False, allow_unmatched=False, strict=False,
+                 sslctx=None, *, tls=False, client_auth=False, allow_unmatched=False,
+                 strict=False,
                  keep_alive=True,
                  close_unframed=True, request_timeout=REQUEST_TIMEOUT,
                  keep_alive_timeout=KEEP_ALIVE_TIMEOUT,
@@ -277,7 +280,8 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         self.max_headers = max_headers
         self.max_body_size = max_body_size
         self._expectations = []
-        super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls)
+        super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls,
+                         client_auth=client_auth)
 
     def _serve_connection(self, sock, peer, record):
         handler = _RequestHandler(sock, peer, self, record, _ResponseWriter(sock))

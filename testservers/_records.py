@@ -123,6 +123,7 @@ def _awaitable(wait):
             _AWAITING.reset(token)
         # A coroutine: forgetting the await gets Python's RuntimeWarning.
         return pending._run()
+    twin.__wrapped__ = wait     # inspect.signature() and pydoc show wait's
     twin.__name__ = "async_" + wait.__name__
     twin.__qualname__ = wait.__qualname__.rpartition(".")[0] + "." + twin.__name__
     twin.__doc__ = ("Await what :meth:`%s` returns, without blocking the event loop.\n\n"

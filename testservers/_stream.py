@@ -22,6 +22,7 @@ except ImportError:         # a Python built without OpenSSL
 from ._base import _BaseServer, _is_disconnect, _log
 from ._faults import GARBAGE, Fault, _check_int, _check_number
 from ._records import Connection, _awaitable
+from ._tls import _client_auth_option
 
 __all__ = ["TestTCPServer", "TestUnixStreamServer"]
 
@@ -177,9 +178,8 @@ class _StreamServer(_BaseServer):
     client_speaks_first = False     # garbage() and hang_up() read a request first
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5,
-                 *, sslctx=None, tls=False):
-        sslctx = _tls_option(sslctx, tls)
-        self.sslctx = sslctx
+                 *, sslctx=None, tls=False, client_auth=False):
+        self.sslctx = _client_auth_option(_tls_option(sslctx, tls), tls, client_auth)
         super().__init__(listen_addr, handler, poll_interval)
 
     # -- records and waits ----------------------------------------------------
@@ -423,7 +423,7 @@ class TestTCPServer(_StreamServer):
     """A TCP server that hands each connection to a handler on its own thread.
 
     ``TestTCPServer(listen_addr=None, handler=None, poll_interval=0.5, *,
-    sslctx=None, tls=False)``
+    sslctx=None, tls=False, client_auth=False)``
 
     *handler* is called with a :class:`socketserver.StreamRequestHandler`
     (``connection``, ``rfile``, ``wfile``, ``client_address``, ``server``)
@@ -431,12 +431,19 @@ class TestTCPServer(_StreamServer):
     :class:`socketserver.BaseRequestHandler` subclass.  With ``None`` the
     server reads each connection to its end and records the bytes on its
     :class:`Connection`.  *sslctx* wraps connections in TLS; ``tls=True``
-    does so with the bundled test certificate.
+    does so with the bundled test certificate, and a name from
+    ``TLS_SCENARIOS`` (``"expired"``...) with a certificate a verifying
+    client must refuse.  *client_auth* (``True`` or ``"optional"``, with
+    *tls*) asks clients for a certificate from the test CA.
 
     Methods: :meth:`start`, :meth:`stop`, :meth:`restart`,
     :meth:`wait_connections`, :meth:`wait_for`, :meth:`take_errors`,
-    :meth:`clear_records`.  Attributes: ``port``, ``server_address``,
-    ``ready``, ``connections``, ``errors``.
+    :meth:`clear_records`, the faults (:meth:`refuse`, :meth:`drop`,
+    :meth:`delay`, :meth:`drip`, :meth:`garbage`, :meth:`hang_up`,
+    :meth:`clear_faults`), and the awaitable twins
+    :meth:`async_wait_connections`, :meth:`async_wait_for`,
+    :meth:`async_start`, :meth:`async_stop`.  Attributes: ``port``,
+    ``server_address``, ``ready``, ``connections``, ``errors``.
     """
 
     record_data = True

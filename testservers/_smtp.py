@@ -21,7 +21,7 @@ except ImportError:         # a Python built without OpenSSL
 
 from ._base import _log
 from ._faults import Fault
-from ._records import WAIT_TIMEOUT
+from ._records import WAIT_TIMEOUT, _awaitable
 from ._smtpauth import mechanisms as _auth_mechanisms
 from ._smtpoptions import (DEFAULT_MAX_RECIPIENTS, DEFAULT_SIZE_LIMIT,
                            SessionConfig, reply_lines, strip_esc)
@@ -191,6 +191,8 @@ class TestSMTPServer(_StreamServer):
         client gets its reply, with the reply in ``Message.reply``.
         """
         return self._wait_count("messages", count, timeout)
+
+    async_wait_messages = _awaitable(wait_messages)
 
     def transcript(self, connection=None):
         """Return the dialogue of a connection as a list of lines.

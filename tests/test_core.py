@@ -255,10 +255,19 @@ def test_stop_from_inside_a_handler():
 def test_burst_of_10000_datagrams_complete_and_in_order():
     count = 10000
     with testservers.TestUDPServer() as server:
+        # In bursts that the receive buffer the server asked for holds whole,
+        # even if its reader does not run at all meanwhile (on a loaded
+        # machine it may not, while this thread sends on another core): a
+        # 100-byte datagram takes less than 2 KiB of it, overhead included.
+        # With the 4 MiB the server asks for (Linux doubles it), that is
+        # 4096 a burst; with the kernel's default buffer, 100 or so.
+        burst = server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2048
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
             for i in range(count):
+                if i and i % burst == 0:
+                    server.wait_datagrams(i, TIMEOUT)
                 c.sendto(b"%05d" % i + b"." * 95, server.server_address)
-        got = server.wait_datagrams(count, 60)
+        got = server.wait_datagrams(count, TIMEOUT)
     assert [d.data[:5] for d in got] == [b"%05d" % i for i in range(count)]
 
 

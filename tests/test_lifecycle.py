@@ -9,8 +9,14 @@ import pytest
 from conftest import TIMEOUT
 from kinds import KINDS
 
-# "Promptly": far below any poll_interval used here, far above scheduling noise.
-PROMPT = 2.0
+# "Promptly" (issue 10: these bounds must hold on a machine whose cores are
+# all busy).  A stop() that does only its own work ends in milliseconds
+# even there; one that waits for something it should not (a poll, a thread
+# blocked in a read, a handler, a timeout) waits for SLOW s at least, as
+# each test makes that something last.  A bound of PROMPT tells the two
+# apart, three times over, without racing the scheduler.
+PROMPT = TIMEOUT
+SLOW = 3 * TIMEOUT
 
 kinds = pytest.mark.parametrize("kind", KINDS, ids=repr)
 # The kinds whose handlers can block in a socket read (datagram handlers run
@@ -127,21 +133,19 @@ def test_start_after_stop_before_start(kind, make):
 
 
 @kinds
-@pytest.mark.parametrize("poll_interval", [5.0, 0.5, 0.01])
+@pytest.mark.parametrize("poll_interval", [SLOW, 0.5, 0.01])
 def test_stop_returns_promptly_whatever_poll_interval(kind, make, poll_interval):
     server = make(kind, poll_interval=poll_interval)
     server.start()
     kind.roundtrip(server)
     started = time.monotonic()
     server.stop()
-    assert time.monotonic() - started < min(PROMPT, poll_interval + PROMPT)
-    if poll_interval >= 5.0:
-        assert time.monotonic() - started < poll_interval / 2
+    assert time.monotonic() - started < PROMPT      # a polling loop: SLOW s
 
 
 @reading_kinds
 def test_stop_with_handler_blocked_in_read(kind, make):
-    server = make(kind, poll_interval=5.0)
+    server = make(kind, poll_interval=SLOW)
     server.start()
     entered = threading.Event()
     client = kind.block_in_read(server, entered)
@@ -161,7 +165,7 @@ def test_stop_with_handler_stuck_elsewhere_names_thread(kind, make):
 
     def body(request):
         entered.set()
-        release.wait(TIMEOUT)
+        release.wait(SLOW)
 
     server = make(kind, body)
     server.start()
@@ -171,7 +175,7 @@ def test_stop_with_handler_stuck_elsewhere_names_thread(kind, make):
         started = time.monotonic()
         with pytest.raises(TimeoutError) as info:
             server.stop(0.2)
-        assert time.monotonic() - started < PROMPT
+        assert time.monotonic() - started < PROMPT     # not SLOW: it gave up
         message = str(info.value)
         assert type(server).__name__ in message
         assert "body() at" in message and __file__ in message
@@ -216,8 +220,8 @@ def test_handler_error_wakes_waiter_at_once(kind, make):
     try:
         started = time.monotonic()
         with pytest.raises(ValueError, match="boom"):
-            server.wait_for(lambda: False, timeout=TIMEOUT, what="never")
-        assert time.monotonic() - started < PROMPT
+            server.wait_for(lambda: False, timeout=SLOW, what="never")
+        assert time.monotonic() - started < PROMPT     # not at the end of SLOW
     finally:
         client.close()
     assert [type(e) for e in server.take_errors()] == [ValueError]

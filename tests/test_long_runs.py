@@ -6,6 +6,7 @@ loopback.
 """
 
 import gc
+import itertools
 import os
 import socket
 import threading
@@ -76,8 +77,9 @@ def _run_clients(target, count=CLIENTS):
     for t in threads:
         t.join(DEADLINE)
     assert not [t for t in threads if t.is_alive()], "clients still running"
-    if errors:
-        raise errors[0]
+    if errors:      # the cause, rather than the broken barrier it left
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)),
+                   errors[0])
 
 
 def test_tcp_load_every_connection_recorded_in_order():
@@ -111,9 +113,24 @@ def test_tcp_load_every_connection_recorded_in_order():
 
 def test_udp_load_nothing_lost_per_sender_order_kept():
     with testservers.TestUDPServer() as server:
+        # The clients send in rounds, and a round of them all fits the
+        # receive buffer whole even if the server's reader does not run
+        # meanwhile (on a loaded machine it may not, while the clients send
+        # on another core): a small datagram takes less than 2 KiB of it.
+        # Each round ends when the server has every datagram sent so far.
+        burst = server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2048
+        per_round = max(1, burst // CLIENTS)
+        rounds = itertools.count(1)
+
+        def all_received():
+            server.wait_datagrams(next(rounds) * per_round * CLIENTS, TIMEOUT)
+        barrier = threading.Barrier(CLIENTS, action=all_received, timeout=DEADLINE)
+
         def client(i):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
                 for j in range(PER_CLIENT):
+                    if j and j % per_round == 0:
+                        barrier.wait()
                     c.sendto(b"%d %d" % (i, j), server.server_address)
         _run_clients(client)
         got = server.wait_datagrams(CLIENTS * PER_CLIENT, DEADLINE)
@@ -153,9 +170,7 @@ def test_stop_under_heavy_traffic_returns_within_deadline():
         t.start()
     try:
         assert running.wait(TIMEOUT)
-        started = time.monotonic()
-        server.stop(timeout=5.0)
-        assert time.monotonic() - started < 5.0
+        server.stop(timeout=TIMEOUT)    # or TimeoutError, naming the threads still alive
     finally:
         halt.set()
         for t in threads:

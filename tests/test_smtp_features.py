@@ -411,3 +411,12 @@ def test_answer_and_transcript_in_process_mode():
         assert server.messages[0].rcpttos == ["c@example.org"]
     finally:
         server.stop()
+
+
+def test_smtp_handler_logs_in_with_the_one_mechanism_offered():
+    with testservers.TestSMTPServer(auth=USERS, auth_mechanisms=["LOGIN"],
+                                    auth_required=True) as server:
+        handler = log_to(server, credentials=("alice", "s3cret"))
+        assert handler.error is None
+        assert server.wait_messages(1, TIMEOUT)[0].user == "alice"
+        assert [line.split()[:2] for line in sent(server, "AUTH")] == [["AUTH", "LOGIN"]]

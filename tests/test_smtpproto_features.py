@@ -14,7 +14,7 @@ import json
 import pytest
 
 from test_smtpproto import (  # noqa: F401 (feed_mode is a fixture)
-    BYE, DATA, EHLO, EHLO_OK, GO_AHEAD, HOST, MAIL, MAIL_OK, OK, RCPT, RCPT_OK,
+    DATA, EHLO, EHLO_OK, GO_AHEAD, HOST, MAIL, MAIL_OK, OK, RCPT, RCPT_OK,
     START, START_OK, b64, ehlo_reply, feed_mode, reply, run)
 from testservers._smtpauth import mechanisms, md5_available
 from testservers._smtpoptions import reply_lines

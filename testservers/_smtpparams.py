@@ -81,6 +81,8 @@ def mail_params(params, offered, size_limit):
     dict of "smtputf8", "ret" and "envid", or ``(reply, None)``.
     """
     parsed = {"smtputf8": False, "ret": None, "envid": None}
+    if not params:
+        return None, parsed
     seen = set()
     for param in params:
         key, eq, value = param.partition("=")
@@ -125,6 +127,8 @@ def rcpt_params(params, offered):
     ``(reply, None)``.  Only DSN (RFC 3461) defines RCPT parameters here.
     """
     parsed = {"notify": None, "orcpt": None}
+    if not params:
+        return None, parsed
     seen = set()
     for param in params:
         key, eq, value = param.partition("=")

@@ -106,6 +106,7 @@ class SMTPSession:
         # The state that a TLS handshake forgets (RFC 3207 4.2).
         self.helo = None
         self.esmtp = False
+        self._params_offered = frozenset()  # whose parameters MAIL and RCPT take
         self._auth.reset()
         self._reset_transaction()
 
@@ -199,7 +200,8 @@ class SMTPSession:
         verb = verb.upper()
         arg = arg.strip()
         out = self._out
-        if verb in COMMANDS and out.scripted(self.scripted, verb, arg):
+        if self.scripted is not None and verb in COMMANDS and \
+                out.scripted(self.scripted, verb, arg):
             return
         if not verb:
             out.error("500 5.5.2 Error: bad syntax")
@@ -229,13 +231,13 @@ class SMTPSession:
     def _offered(self):
         """The extensions whose MAIL and RCPT parameters are in force."""
         if not self.esmtp:
-            return set()
+            return frozenset()
         offered = set(self.config.extensions)
         if self._auth_offered():
             offered.add("AUTH")
         if self.config.dsn:
             offered.add("DSN")
-        return offered
+        return frozenset(offered)
 
     def _hello(self, verb, arg):
         if self._out.refused(
@@ -246,6 +248,7 @@ class SMTPSession:
         self._reset_transaction()
         self.helo = arg
         self.esmtp = verb == "EHLO"
+        self._params_offered = self._offered()
         if not self.esmtp:
             return self._out.send("250 " + self.config.hostname)
         lines = self.config.ehlo_lines(self.tls_active, self._auth_offered())
@@ -266,7 +269,7 @@ class SMTPSession:
                 (parsed and parsed[1] and not self.esmtp, BAD_OPTION)):
             return  # ESMTP parameters need EHLO
         address, params = parsed
-        error, info = mail_params(params, self._offered(), self.config.size_limit)
+        error, info = mail_params(params, self._params_offered, self.config.size_limit)
         if out.refused(
                 (error is not None, error),
                 (not is_utf8(address), "553 5.1.7 Bad sender address syntax"),
@@ -287,7 +290,7 @@ class SMTPSession:
                 (self._mailfrom is None, _NEED_MAIL),
                 (address in ("", NULL_SENDER), "501 5.5.4 Syntax: RCPT TO:<address>")):
             return
-        error, info = rcpt_params(params, self._offered())
+        error, info = rcpt_params(params, self._params_offered)
         if out.refused(
                 (error is not None, error),
                 (not is_utf8(address), "553 5.1.3 Bad recipient address syntax"),
@@ -365,7 +368,7 @@ class SMTPSession:
         reader, self._reader = self._reader, None
         out = self._out
         out.note("C: .")
-        if out.scripted(self.scripted, ".", ""):
+        if self.scripted is not None and out.scripted(self.scripted, ".", ""):
             return self._reset_transaction()
         if reader.data is None:
             self._reset_transaction()

@@ -40,7 +40,7 @@ class LineReader:
             if end >= 0:
                 self._discarding = False
             return (len(data) if end < 0 else end + 1), None, False
-        head = (bytes(self._buf[:5]) + data[i:i + 5])[:5]
+        head = (bytes(self._buf[:5]) + data[i:i + 5])[:5] if self._buf else data[i:i + 5]
         limit = MAX_AUTH_LINE if in_auth or head.upper() == b"AUTH " else \
             MAX_COMMAND_LINE
         if end < 0:

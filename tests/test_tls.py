@@ -726,3 +726,27 @@ def test_https_server_takes_client_auth():
             conn.close()
         (record,) = server.wait_connections(1)
     assert record.tls_info.client_subject["commonName"] == "testservers client"
+
+
+@pytest.mark.parametrize("options", [{"tls": True}, {"starttls": True}])
+def test_smtp_server_takes_client_auth(options):
+    with testservers.TestSMTPServer(client_auth=True, **options) as server:
+        context = testservers.client_ssl_context(client_cert=True)
+        if options.get("tls"):
+            client = smtplib.SMTP_SSL("localhost", server.port, timeout=TIMEOUT, context=context)
+        else:
+            client = smtplib.SMTP("localhost", server.port, timeout=TIMEOUT)
+        with client:
+            if not options.get("tls"):
+                client.starttls(context=context)
+            client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nhi\r\n")
+        (message,) = server.wait_messages(1)
+        (record,) = server.wait_connections(1)
+    assert message.tls
+    assert record.tls_info.client_subject["commonName"] == "testservers client"
+
+
+def test_smtp_client_auth_with_own_starttls_context_is_refused():
+    with pytest.raises(ValueError, match="starttls_context"):
+        testservers.TestSMTPServer(starttls=True, client_auth=True,
+                                   starttls_context=testservers.server_ssl_context())

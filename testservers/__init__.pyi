@@ -369,6 +369,7 @@ class TestSMTPServer(_StreamServer):
                  starttls: Union[bool, str] = ...,
                  starttls_context: Optional[ssl.SSLContext] = ...,
                  sslctx: Optional[ssl.SSLContext] = ..., tls: Union[bool, str] = ...,
+                 client_auth: Union[bool, str] = ...,
                  size_limit: int = ..., max_recipients: int = ...,
                  timeout: Optional[float] = ..., esmtp: bool = ..., dsn: bool = ...,
                  disable_extensions: Iterable[str] = ..., ehlo_keywords: Iterable[str] = ...,

@@ -75,7 +75,7 @@ class TestSMTPServer(_StreamServer):
     ``TestSMTPServer(listen_addr=None, handler=None, poll_interval=0.5,
     sockmap=None, *, hostname="localhost", decode_data=True, auth=None,
     auth_required=False, auth_mechanisms=None, starttls=False,
-    starttls_context=None, sslctx=None, tls=False, size_limit=33554432,
+    starttls_context=None, sslctx=None, tls=False, client_auth=False, size_limit=33554432,
     max_recipients=1000, timeout=300.0, esmtp=True, dsn=False,
     disable_extensions=(), ehlo_keywords=(), vrfy=None, expn=None,
     help_text=None, on_mail=None, on_rcpt=None, on_data=None,
@@ -106,7 +106,7 @@ class TestSMTPServer(_StreamServer):
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, sockmap=None,
                  *, hostname="localhost", decode_data=True, auth=None, auth_required=False,
                  auth_mechanisms=None, starttls=False, starttls_context=None, sslctx=None,
-                 tls=False, size_limit=DEFAULT_SIZE_LIMIT,
+                 tls=False, client_auth=False, size_limit=DEFAULT_SIZE_LIMIT,
                  max_recipients=DEFAULT_MAX_RECIPIENTS, timeout=IDLE_TIMEOUT, esmtp=True,
                  dsn=False, disable_extensions=(), ehlo_keywords=(), vrfy=None, expn=None,
                  help_text=None, on_mail=None, on_rcpt=None, on_data=None, on_auth=None):
@@ -156,11 +156,20 @@ class TestSMTPServer(_StreamServer):
             help_text=help_text)
         self._handler_keywords = self._check_handler(handler)
         self._scripts = Scripts(reply_lines)
-        if starttls and starttls_context is None:
-            from ._tls import server_ssl_context
-            starttls_context = server_ssl_context()
+        if starttls:
+            # client_auth applies to the STARTTLS context here, as it
+            # applies to the implicit one in the base class.
+            from ._tls import _check_client_auth, server_ssl_context
+            _check_client_auth(client_auth)
+            if starttls_context is None:
+                starttls_context = server_ssl_context(client_auth=client_auth)
+            elif client_auth is not False:
+                raise ValueError("client_auth applies to the bundled certificate; for "
+                                 "a starttls_context of your own, set its verify_mode")
+            client_auth = False
         self.starttls_context = starttls_context
-        super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls)
+        super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls,
+                         client_auth=client_auth)
 
     def _check_handler(self, handler):
         """Refuse a handler that cannot be called as smtpd called one.

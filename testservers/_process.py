@@ -217,9 +217,10 @@ class ProcessServer:
         self._started = False
         self.ready.clear()
         tail = self._end_child(kill=True)
-        self._lost = ("%s: the child process (pid %d) was killed when %s got no answer; "
-                      "what it held is lost (start() begins a new child from the state "
-                      "of the last stop())" % (self._cls.__name__, pid, label))
+        self._lost = ("%s: the child process (pid %d) was killed when %s got no answer, "
+                      "and what it held is lost; start() starts a new child, with the "
+                      "state the last one had when it was built or last stopped"
+                      % (self._cls.__name__, pid, label))
         return TimeoutError("%s got no answer from its child process (pid %d) within "
                             "%.3g s: the child was killed; its stderr ends with:\n%s"
                             % (label, pid, allowed, tail.rstrip() or "(nothing)"))

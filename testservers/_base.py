@@ -32,10 +32,7 @@ in which one may be taken while another is held:
 No lock is ever held across ``Thread.join()``.
 """
 
-import errno
-import heapq
 import inspect
-import itertools
 import logging
 import os
 import re
@@ -43,12 +40,12 @@ import selectors
 import socket
 import socketserver
 import stat
-import sys
 import tempfile
 import threading
 import time
 
 from ._faults import Fault, _FaultState, _check_number
+from ._loop import _Connections, _is_disconnect, _Outcome, _ServiceLoop, _where
 from ._records import _Recorder
 
 __all__ = []
@@ -94,7 +91,6 @@ class _BaseServer(_Recorder):
     address_family = socket.AF_INET   # for host names; literals decide alone
     socket_type = socket.SOCK_STREAM
     unix_only = False             # True for the Unix-socket classes
-    _reuse_on_first_bind = False  # process mode's restart sets it in its child
     handler_params = ("request",)     # what a handler is called with
     handler_class_base = socketserver.BaseRequestHandler
 
@@ -111,20 +107,19 @@ class _BaseServer(_Recorder):
         self.ready = threading.Event()
         self._lifecycle = threading.RLock()
         self._stop_owner = None     # the thread whose stop() is in progress
-        self._thread = None
         self._stuck = []            # threads that outlived a stop() deadline
         self._stopping = False
-        self._wake = None           # (reader, writer) socketpair while serving
-        self._timers = []           # heap of (due, seq, callable)
-        self._seq = itertools.count()
-        self._conn_ids = itertools.count(1)
-        self._live = {}             # id -> (socket, thread) of open connections
+        # The parts (see _loop): the service thread, the connection threads.
+        self._loop = _ServiceLoop(self)
+        self._conns = _Connections(self)
         self._tmpdir = None
         self._unix_inode = None
         self.socket = None
+        if vars(self).pop("_restoring", False):
+            return          # _restore_state() takes the address over and binds
         self.family, self._bind_addr = self._parse_address(listen_addr)
         try:
-            self._bind(reuse=self._reuse_on_first_bind)
+            self._bind(reuse=False)
         except BaseException:
             self._remove_tmpdir()
             raise
@@ -293,7 +288,7 @@ class _BaseServer(_Recorder):
         stopped again and the exception that ended the loop is raised.
         """
         with self._lifecycle:
-            if self._thread is not None:
+            if self._loop.thread is not None:
                 raise RuntimeError("%r is already started; stop() it first" % self)
             if self._stop_owner is not None:
                 raise RuntimeError("%r: stop() is in progress in %r"
@@ -304,15 +299,8 @@ class _BaseServer(_Recorder):
                 self._bind(reuse=True)
             self._stopping = False
             self._halt.clear()
-            self._wake = wake = socket.socketpair()
-            for s in wake:
-                s.setblocking(False)
-            begun = _Outcome()
-            thread = threading.Thread(
-                target=self._serve, args=(wake, begun), daemon=True,
-                name="%s(%s)" % (type(self).__name__, self._addr_text()))
-            self._thread = thread
-            thread.start()
+            self._conns.open()
+            thread, begun = self._loop.start(self._thread_name())
         if not begun.wait(STOP_TIMEOUT):
             where = _where(thread)
             self.stop(0)
@@ -323,65 +311,23 @@ class _BaseServer(_Recorder):
             raise begun.error
         return self
 
-    def _serve(self, wake, begun):
-        sel = selectors.DefaultSelector()
-        try:
-            sel.register(wake[0], selectors.EVENT_READ)
-            if self.socket is not None:
-                sel.register(self.socket, selectors.EVENT_READ)
-            self.ready.set()
-            begun.done()
-            # A restart from a handler on this thread starts a new loop with a
-            # new wake-up pair: this one ends as soon as the handler returns.
-            while not self._stopping and self._wake is wake:
-                for key, _ in sel.select(self._next_timeout()):
-                    if key.fileobj is wake[0]:
-                        _drain(wake[0])
-                    elif not self._stopping:
-                        self._on_readable(key.fileobj)
-                self._run_tasks(sel)
-        except BaseException as exc:
-            if begun.is_set():
-                self._record_error(exc)
-            else:
-                begun.done(exc)     # start() raises it
-        finally:
-            sel.close()
-            with self._cond:
-                leftover = []
-                if self._wake is wake:
-                    # No loop follows this one: what was asked of it runs
-                    # here, without a selector, so nobody waits in vain.
-                    self._wake = None
-                    leftover, self._timers = self._timers, []
-            for s in wake:
-                s.close()
-            for _, _, func in sorted(leftover):
-                try:
-                    func(None)
-                except Exception as exc:
-                    self._record_error(exc)
+    def _thread_name(self):
+        return "%s(%s)" % (type(self).__name__, self._addr_text())
+
+    @property
+    def _thread(self):
+        """The service thread, or None when not serving."""
+        return self._loop.thread
 
     def _wakeup(self):
-        with self._cond:
-            wake = self._wake
-            if wake is not None:
-                try:
-                    wake[1].send(b"\0")
-                except OSError:
-                    pass    # full (a wake-up is pending anyway) or closed
+        self._loop.wakeup()
 
     def _call_soon(self, func, delay=0.0):
         """Run ``func(selector)`` on the service thread after *delay* s.
 
         Return False, having done nothing, if no loop is running to do it.
         """
-        with self._cond:
-            if self._wake is None:
-                return False
-            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), func))
-        self._wakeup()
-        return True
+        return self._loop.call_soon(func, delay)
 
     def _in_loop(self, func):
         """Run ``func(selector)`` on the service thread and wait for it.
@@ -405,21 +351,6 @@ class _BaseServer(_Recorder):
         if task.error is not None:
             raise task.error
         return task.value
-
-    def _next_timeout(self):
-        with self._cond:
-            if not self._timers:
-                return None         # idle: block, use no CPU
-            return max(0.0, self._timers[0][0] - time.monotonic())
-
-    def _run_tasks(self, sel):
-        now = time.monotonic()
-        while True:
-            with self._cond:
-                if not self._timers or self._timers[0][0] > now:
-                    return
-                func = heapq.heappop(self._timers)[2]
-            func(sel)
 
     def _on_readable(self, sock):
         raise NotImplementedError
@@ -458,7 +389,7 @@ class _BaseServer(_Recorder):
                 return          # nested or concurrent: the first stop() finishes
             self._stop_owner = me
             self._stopping = True
-            thread, self._thread = self._thread, None
+            thread = self._loop.detach()
         try:
             alive = self._stop_unlocked(thread, me, deadline)
         finally:
@@ -479,16 +410,15 @@ class _BaseServer(_Recorder):
                 self._stuck.append(thread)
         with self._lifecycle:
             self._close_listener()
-        with self._cond:
-            live = list(self._live.values())
-        for sock, _ in live:
+        threads = self._conns.close()
+        for sock in self._conns.sockets():
             # The server ends these connections, whatever the handler's
             # read makes of the shutdown that follows.
             record = getattr(sock, "_record", None)
             if record is not None and record.closed_by is None:
                 record.closed_by = "server"
             self._shutdown_socket(sock)
-        self._stuck.extend(t for _, t in live)
+        self._stuck.extend(t for t in threads if t not in self._stuck)
         for t in self._stuck:
             if t is not me:
                 t.join(max(0.0, deadline - time.monotonic()))
@@ -529,7 +459,9 @@ class _BaseServer(_Recorder):
         ``port``, ``ready``, :meth:`start`, :meth:`stop`, records and
         methods; see :class:`testservers.ProcessServer`.
         """
-        from ._process import ProcessServer
+        # Through the package's public name, looked up at call time: this
+        # module imports no part of process mode, which is built on it.
+        from . import ProcessServer
         return ProcessServer(cls, *args, **kwargs)
 
     def restart(self, timeout=None):
@@ -657,14 +589,7 @@ class _BaseServer(_Recorder):
 
     def _spawn_connection(self, sock, peer, target):
         """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread."""
-        conn_id = next(self._conn_ids)
-        thread = threading.Thread(
-            target=self._run_connection, args=(target, sock, peer, conn_id),
-            daemon=True, name="%s(%s) conn %d from %s" % (
-                type(self).__name__, self._addr_text(), conn_id, peer or "unnamed"))
-        with self._cond:
-            self._live[conn_id] = (sock, thread)
-        thread.start()
+        self._conns.spawn(sock, peer, target)
 
     def _run_connection(self, target, sock, peer, conn_id):
         try:
@@ -683,75 +608,8 @@ class _BaseServer(_Recorder):
                 sock.close()
             except OSError:
                 pass
-            with self._cond:
-                self._live.pop(conn_id, None)
-                self._cond.notify_all()
 
 
 def _set_outcome(future, outcome):
     if not future.done():
         future.set_result(outcome)
-
-
-class _Outcome(threading.Event):
-    """An event that carries the value or exception of what it waited for."""
-
-    def __init__(self, func=None):
-        super().__init__()
-        self._func = func
-        self.value = self.error = None
-
-    def done(self, error=None):
-        self.error = error
-        self.set()
-
-    def run(self, arg):
-        try:
-            self.value = self._func(arg)
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.set()
-
-
-_DISCONNECT_ERRNOS = {errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED,
-                      errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT}
-
-
-def _is_disconnect(exc):
-    """Tell whether *exc* only means that the peer went away or went quiet."""
-    if isinstance(exc, (ConnectionError, socket.timeout)):
-        return True
-    name = type(exc).__name__
-    if name in ("SSLEOFError", "SSLZeroReturnError"):
-        return True
-    return isinstance(exc, OSError) and exc.errno in _DISCONNECT_ERRNOS
-
-
-def _drain(sock):
-    try:
-        while sock.recv(4096):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
-
-
-_STDLIB_DIR = os.path.dirname(os.__file__)
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _where(thread):
-    """Name *thread* and where it is: its innermost frame, and the innermost
-    frame outside the standard library and this package when they differ."""
-    frame = sys._current_frames().get(thread.ident)
-    if frame is None:
-        return repr(thread.name)
-    places = [frame]
-    f = frame
-    while f is not None and f.f_code.co_filename.startswith((_STDLIB_DIR, _OWN_DIR)):
-        f = f.f_back
-    if f is not None and f is not frame:
-        places.append(f)
-    return "%r in %s" % (thread.name, ", called from ".join(
-        "%s() at %s:%d" % (p.f_code.co_name, p.f_code.co_filename, p.f_lineno)
-        for p in places))

@@ -19,7 +19,8 @@ try:
 except ImportError:         # a Python built without OpenSSL
     ssl = None
 
-from ._base import _BaseServer, _is_disconnect, _log
+from ._base import _BaseServer, _log
+from ._loop import _is_disconnect
 from ._faults import GARBAGE, Fault, _check_int, _check_number
 from ._records import Connection, _awaitable
 from ._tls import _client_auth_option
@@ -208,9 +209,7 @@ class _StreamServer(_BaseServer):
         A handler blocked in a read sees the end of the stream; its later
         writes fail.  Returns a :class:`Fault` with nothing to undo.
         """
-        with self._cond:
-            live = list(self._live.values())
-        for sock, _ in live:
+        for sock in self._conns.sockets():
             record = getattr(sock, "_record", None)
             if record is not None:
                 record.fault = "reset" if reset else "drop"
@@ -310,8 +309,8 @@ class _StreamServer(_BaseServer):
         finally:
             if record.closed_by is None:
                 record.closed_by = "server"
-            with self._cond:    # the socket in use: a STARTTLS may have swapped it
-                sock = self._live.get(conn_id, (sock,))[0]
+            # The socket in use: a STARTTLS may have swapped it.
+            sock = self._conns.current(conn_id, sock)
             if sock.fileno() >= 0 and not self._stopping and not sock._dropped:
                 try:
                     sock.shutdown(socket.SHUT_WR)   # a FIN before close
@@ -365,9 +364,7 @@ class _StreamServer(_BaseServer):
                                       do_handshake_on_connect=False)
         tls._record = record
         tls._server = self
-        with self._cond:     # stop() must shut down the socket that is in use
-            if conn_id in self._live:
-                self._live[conn_id] = (tls, self._live[conn_id][1])
+        self._conns.swap(conn_id, tls)  # stop() must shut down the socket in use
         if self._stopping:
             # stop() may have taken its snapshot before the swap, and shut
             # down the plain socket that _create() had already detached.

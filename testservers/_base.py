@@ -609,6 +609,56 @@ class _BaseServer(_Recorder):
             except OSError:
                 pass
 
+    # -- process mode: the state a restarted child takes over --
+
+    def _export_state(self):
+        """Return the state a server built anew for this one takes over.
+
+        The result maps attribute names to values: the records, errors,
+        expectations, scripts and settings, and the address bound (with
+        the private directory of a Unix socket).  What belongs to this
+        server alone is left out: its sockets, threads, locks, events,
+        faults and the parts that hold them.  The values are not copied;
+        the caller pickles what it can (see :mod:`._processwire`).
+        """
+        own = ("socket", "_unix_inode", "_thread", "_wake", "_timers", "_live", "_stuck",
+               "_stop_owner", "_stopping", "_loop", "_conns")
+        resources = (socket.socket, threading.Thread, threading.Condition, threading.Event,
+                     threading.Semaphore, type(threading.Lock()), type(threading.RLock()),
+                     _FaultState)
+        return {name: value for name, value in vars(self).items()
+                if name not in own and not isinstance(value, resources)}
+
+    @classmethod
+    def _restore_state(cls, args, kwargs, state, bind=True):
+        """Build a server that takes *state* over; return it.
+
+        *args* and *kwargs* are the constructor's; *state* is what
+        :meth:`_export_state` returned, or a callable that returns it given
+        the new server (so that values referring to their server, as
+        expectations do, can refer to this one).  The address is the
+        state's.  With *bind* true the server binds it again, with
+        SO_REUSEADDR: the connections the old server closed sit in
+        TIME_WAIT on its port, and a plain bind fails until they expire.
+        The private directory of a Unix socket is made again.  With *bind*
+        false it is a copy that never binds, to read the records from.
+        """
+        self = cls.__new__(cls)
+        self._restoring = True      # __init__ leaves the address to us
+        self.__init__(*args, **kwargs)
+        if callable(state):
+            state = state(self)
+        vars(self).update(state)
+        if bind:
+            if self._tmpdir is not None:
+                os.makedirs(self._tmpdir, mode=0o700, exist_ok=True)
+            try:
+                self._bind(reuse=True)
+            except BaseException:
+                self._remove_tmpdir()
+                raise
+        return self
+
 
 def _set_outcome(future, outcome):
     if not future.done():

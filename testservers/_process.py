@@ -30,8 +30,8 @@ import time
 import weakref
 
 from ._base import LOOP_TIMEOUT, STOP_TIMEOUT
-from ._processwire import (_PROTOCOL, _GoneError, _Lost, _Method, _Registry, _RemoteRef,
-                           _dump_state, _dumps, _loads, _read_frame, _send_frame)
+from ._processwire import (_PROTOCOL, _GoneError, _Method, _RemoteRef, _dump_state, _dumps,
+                           _load_state, _loads, _read_frame, _send_frame)
 from ._records import WAIT_TIMEOUT
 
 __all__ = ["ProcessServer"]
@@ -59,6 +59,63 @@ importlib.import_module(package + "._processwire")._child_main(f)
 
 # Methods that build a client: they run here, where the client is used.
 _CLIENT_HELPERS = frozenset(["url", "http_connection", "smtp_client"])
+
+# sys.flags fields that are switched on by a command-line letter, repeated
+# as often as the count says (-OO, -bb, -vv).
+_FLAG_LETTERS = [("debug", "d"), ("dont_write_bytecode", "B"), ("no_user_site", "s"),
+                 ("no_site", "S"), ("ignore_environment", "E"), ("verbose", "v"),
+                 ("bytes_warning", "b"), ("quiet", "q"), ("isolated", "I"),
+                 ("optimize", "O"), ("safe_path", "P")]
+
+
+def _interpreter_flags():
+    """Return the options that give a child this interpreter's settings.
+
+    Built from what is public: :data:`sys.flags` and :data:`sys.warnoptions`
+    (``-W error`` stays an error in the handlers, ``-O`` drops their asserts,
+    ``-X dev`` shows what it shows).  The ``-X`` options that only the
+    private ``sys._xoptions`` records are not passed: ``importtime``,
+    ``showrefcount``, ``frozen_modules``, ``tracemalloc`` and
+    ``faulthandler`` are diagnostics of the parent, and the child registers
+    its own fault handler.  The environment (``PYTHONWARNINGS``,
+    ``PYTHONHASHSEED``, ...) is inherited as it is.
+    """
+    flags = sys.flags
+    args = ["-" + letter * int(getattr(flags, name, 0))
+            for name, letter in _FLAG_LETTERS if getattr(flags, name, 0)]
+    warnoptions = list(sys.warnoptions)
+    # -X dev and -b add a filter of their own to sys.warnoptions, which the
+    # child's -X dev and -b add again.
+    implied = []
+    if flags.dev_mode:
+        implied.append("default")
+    if flags.bytes_warning:
+        implied.append("error::BytesWarning" if flags.bytes_warning > 1
+                       else "default::BytesWarning")
+    for option in implied:
+        if option in warnoptions:
+            warnoptions.remove(option)
+    args += ["-W" + option for option in warnoptions]
+    if flags.dev_mode:
+        args += ["-X", "dev"]
+    if flags.utf8_mode:
+        args += ["-X", "utf8"]
+    if getattr(flags, "warn_default_encoding", 0):          # 3.10+
+        args += ["-X", "warn_default_encoding"]
+    digits = getattr(flags, "int_max_str_digits", -1)       # 3.11+; -1: not set
+    if digits >= 0:
+        args += ["-X", "int_max_str_digits=%d" % digits]
+    return args
+
+
+def _address_text(view):
+    """The address of the server *view* copies, as its repr shows it."""
+    if view is None:
+        return "(unbound)"
+    if view.port is None:
+        return repr(view.server_address)
+    host = view.server_address[0]
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, view.port)
 
 
 # -- the parent -----------------------------------------------------------------
@@ -148,16 +205,16 @@ class ProcessServer:
         self._started = False
         self._proxies = weakref.WeakValueDictionary()
         self.ready = threading.Event()
-        self._spawn(args, kwargs, None)
+        self._spawn(None)
 
     # -- the child and the messages -------------------------------------
 
-    def _spawn(self, args, kwargs, restore):
-        build = _dumps(("build", self._cls, args, kwargs, restore), self)
-        flags = getattr(subprocess, "_args_from_interpreter_flags", list)()  # -X dev, -W
+    def _spawn(self, state):
+        build = _dumps(("build", self._cls, self._args, self._kwargs, state), self)
         errfile = tempfile.TemporaryFile()
         try:
-            proc = subprocess.Popen([sys.executable] + flags + ["-c", _BOOTSTRAP],
+            proc = subprocess.Popen([sys.executable] + _interpreter_flags()
+                                    + ["-c", _BOOTSTRAP],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=errfile, bufsize=0)
         except BaseException:
@@ -267,17 +324,10 @@ class ProcessServer:
 
     def _make_view(self, state):
         # The server as its child last reported it, in an instance that never
-        # bound, with locks of its own: the client helpers run on it, and once
+        # binds, with locks of its own: the client helpers run on it, and once
         # the child has ended everything does, on the final records.
-        view = object.__new__(self._cls)
-        view._init_records()
-        view._init_faults()
-        view._lifecycle = threading.RLock()
-        items, refs, next_rid = _loads(state, view)
-        fresh = vars(view)
-        fresh.update({k: v for k, v in items.items()
-                      if k not in fresh or not isinstance(v, _Lost)})
-        self._view, self._registry = view, _Registry(refs, next_rid)
+        self._view, self._registry = _load_state(self._cls, self._args, self._kwargs,
+                                                 state, bind=False)
 
     # -- the lifecycle ----------------------------------------------------
 
@@ -293,14 +343,7 @@ class ProcessServer:
                 raise RuntimeError("%r is already started; stop() it first" % self)
             self._lost = None
             if self._proc is None:
-                view = self._view
-                args, kwargs = list(self._args), dict(self._kwargs)
-                if args:
-                    args[0] = view._bind_addr
-                else:
-                    kwargs["listen_addr"] = view._bind_addr
-                restore = (view._tmpdir, _dump_state(view, self._registry))
-                self._spawn(tuple(args), kwargs, restore)
+                self._spawn(_dump_state(self._view, self._registry))
             self._rpc("start", label="%s.start()" % self._cls.__name__)
             self._started = True
             self.ready.set()
@@ -375,8 +418,7 @@ class ProcessServer:
                       label="setting %s.%s" % (self._cls.__name__, name))
 
     def __repr__(self):
-        view = self._view
         return "<ProcessServer %s %s %s, pid %s>" % (
-            self._cls.__name__, view._addr_text() if view is not None else "(unbound)",
+            self._cls.__name__, _address_text(self._view),
             "serving" if self._started else "bound" if self._proc else "stopped",
             getattr(self.process, "pid", None))

@@ -27,13 +27,6 @@ from ._records import _add_note
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER = struct.Struct(">Q")
 
-# What the binding and the lifecycle own: a restarted child keeps its own,
-# and takes every other attribute (records, errors, expectations) over.
-_BINDING = frozenset([
-    "socket", "server_address", "port", "family", "_bind_addr", "_unix_inode",
-    "_tmpdir", "_faults", "_stopping", "_thread", "_wake", "_stuck", "_live",
-    "_timers", "_buffer"])
-
 _COUNT = re.compile(r"count\((-?\d+)\)")    # itertools.count pickles no more in 3.14
 _NOTHING = object()
 
@@ -93,7 +86,7 @@ def _exc_text(exc):
 def _with_child_traceback(exc, server):
     """Note where a handler error was raised: its traceback stays behind."""
     if (exc.__traceback__ is not None and _exc_text(exc) is None
-            and any(e is exc for e in getattr(server, "_errors", ()))):
+            and server is not None and any(e is exc for e in server.errors)):
         _add_note(exc, "Traceback in the child process (pid %d):\n%s" % (
             os.getpid(), "".join(traceback.format_tb(exc.__traceback__)).rstrip()))
     return exc
@@ -154,10 +147,10 @@ def _loads(data, server, resolve=None):
 
 
 def _dump_state(server, registry):
-    """Pickle the attributes of *server* and the handles, for the other side.
+    """Pickle the state *server* exports and the handles, for the other side.
 
     Records, errors, expectations and settings cross by value, bound to the
-    server there; locks, sockets, threads and SSL contexts cross as
+    server there; what does not pickle (an SSL context) crosses as
     :class:`_Lost`.
     """
     def pickles(value):
@@ -167,9 +160,32 @@ def _dump_state(server, registry):
         except Exception:
             return False
     items = {name: value if pickles(value) else _Lost(type(value).__name__)
-             for name, value in vars(server).items()}
+             for name, value in server._export_state().items()}
     refs = {rid: obj for rid, obj in registry.items() if pickles(obj)}
     return _dumps((items, refs, registry.next_rid), server)
+
+
+def _load_state(cls, args, kwargs, state, bind):
+    """Build a server of *cls* from the constructor's arguments that takes
+    over the pickled *state* (see _dump_state); return it, its registry,
+    and the values that stayed in the other process, by name.
+
+    With *bind* it binds the state's address again; without, it is the
+    parent's copy, which never binds, and a value that could not leave the
+    child stands as a :class:`_Lost` where the copy has none of its own.
+    """
+    loaded = {}
+
+    def load(server):
+        items, refs, next_rid = _loads(state, server)
+        loaded.update(refs=refs, next_rid=next_rid,
+                      lost={k: v for k, v in items.items() if isinstance(v, _Lost)})
+        return {k: v for k, v in items.items() if not isinstance(v, _Lost)}
+    server = cls._restore_state(args, kwargs, load, bind=bind)
+    if not bind:
+        for name, lost in loaded["lost"].items():
+            vars(server).setdefault(name, lost)
+    return server, _Registry(loaded["refs"], loaded["next_rid"])
 
 
 class _Registry(dict):
@@ -246,22 +262,12 @@ def _read_frame(f, deadline=None):
 # -- the child ------------------------------------------------------------------
 
 
-def _build(cls, args, kwargs, restore):
+def _build(cls, args, kwargs, state):
     """Build the server; after a stop, bind the same address again and
-    take over the state of the server that stopped."""
-    if restore is None:
+    take over the *state* of the server that stopped."""
+    if state is None:
         return cls(*args, **kwargs), _Registry()
-    tmpdir, state = restore
-    cls._reuse_on_first_bind = True         # connections in TIME_WAIT block a plain bind
-    if tmpdir:
-        os.makedirs(tmpdir, 0o700, exist_ok=True)
-    server = cls(*args, **kwargs)
-    server._tmpdir = tmpdir or server._tmpdir
-    items, refs, next_rid = _loads(state, server)
-    for name, value in items.items():
-        if name in vars(server) and name not in _BINDING and not isinstance(value, _Lost):
-            vars(server)[name] = value
-    return server, _Registry(refs, next_rid)
+    return _load_state(cls, args, kwargs, state, bind=True)
 
 
 def _child_main(reader):

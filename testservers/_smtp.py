@@ -1,9 +1,10 @@
 """TestSMTPServer: real sockets around the sans-IO SMTP session.
 
-Each connection runs on a thread of its own (see ``_stream``) with a
-blocking socket: the thread sends the session's greeting, passes every
-chunk it receives to :meth:`SMTPSession.feed`, sends the replies, and
-upgrades the socket when the session asks for STARTTLS.  Every message is
+Each connection runs on a thread of its own (see ``_stream``), through
+the connection pump of ``_pump``: the thread sends the session's
+greeting, passes every chunk it receives to :meth:`SMTPSession.feed`,
+sends the replies, and upgrades the connection when the session asks for
+STARTTLS.  Every message is
 recorded as a :class:`Message` before its reply goes out, so a client
 that has seen "250" finds the message in ``server.messages``.  The
 options are checked once, into a ``SessionConfig`` that every session
@@ -12,12 +13,7 @@ shares; the handler and hooks are bound to each connection's peer.
 
 import collections.abc
 import inspect
-import socket
 
-try:
-    import ssl
-except ImportError:         # a Python built without OpenSSL
-    ssl = None
 
 from ._base import _log
 from ._faults import Fault
@@ -27,6 +23,7 @@ from ._smtpoptions import (DEFAULT_MAX_RECIPIENTS, DEFAULT_SIZE_LIMIT,
                            SessionConfig, reply_lines, strip_esc)
 from ._smtpproto import ABORTED, COMMANDS, SMTPSession, handler_reply
 from ._smtprecords import Message, Scripts, Transcript, smtpd_bytes
+from ._pump import _Pump
 from ._stream import _StreamServer
 
 __all__ = ["TestSMTPServer", "Message"]
@@ -36,7 +33,6 @@ __all__ = ["TestSMTPServer", "Message"]
 IDLE_TIMEOUT = 300.0
 
 _RECV_SIZE = 65536
-_SSL_ERROR = ssl.SSLError if ssl is not None else ()
 _STARTTLS_MODES = {False: "off", True: "offered", "required": "required"}
 # What each hook is called with (the peer first, as the handler).
 _HOOKS = {"on_mail": ("peer", "mailfrom", "mail_options"),
@@ -275,30 +271,23 @@ class TestSMTPServer(_StreamServer):
         messages = []       # recorded after the feed() that made them
         session = self._new_session(peer, record, messages)
         self._append_record("transcripts", Transcript(record.id, session.transcript))
-        sock.settimeout(self.timeout)
-        sock.sendall(session.greeting())
+        pump = _Pump(self, sock, record)
+        pump.set_timeout(self.timeout)
+        pump.send(session.greeting())
         while not session.closed:
-            try:
-                data = sock.recv(_RECV_SIZE)
-            except socket.timeout:
-                sock.sendall(session.timeout_reply())
-                return
-            except _SSL_ERROR as exc:
-                # A TLS client that breaks TLS: a clean close, no handler error.
-                _log.debug("%r: TLS error from %r: %r", self, peer, exc)
+            data = pump.recv(_RECV_SIZE)
+            if data is None:
+                pump.send(session.timeout_reply())
                 return
             if not data:
                 return      # the client left (maybe mid-DATA: nothing is recorded)
             reply = session.feed(data)
             self._settle(session, messages)
             if reply:
-                sock.sendall(reply)
+                pump.send(reply)
             if session.want_tls:
-                # The base closes the TLS socket: it owns the connection now.
-                sock = self._handshake(sock, record.id, record, self.starttls_context)
-                if sock is None:
+                if not pump.upgrade(self.starttls_context):
                     return      # the client failed the handshake: it knows
-                sock.settimeout(self.timeout)
                 session.tls_established()
 
     def _on_message(self, envelope, peer, record, messages, esmtp):

@@ -11,7 +11,6 @@ import errno
 import os
 import socket
 import socketserver
-import struct
 import time
 
 try:
@@ -22,8 +21,12 @@ except ImportError:         # a Python built without OpenSSL
 from ._base import _BaseServer, _log
 from ._loop import _is_disconnect
 from ._faults import GARBAGE, Fault, _check_int, _check_number
+from ._pump import _LINGER_ZERO, _CountingSocket
 from ._records import Connection, _awaitable
 from ._tls import _client_auth_option
+
+if ssl is not None:
+    from ._pump import _CountingSSLSocket
 
 __all__ = ["TestTCPServer", "TestUnixStreamServer"]
 
@@ -33,128 +36,10 @@ HANDSHAKE_TIMEOUT = 10.0
 #: How many received bytes a :class:`Connection` keeps in ``data``.
 MAX_DATA = 64 * 1024 * 1024
 
-_LINGER_ZERO = struct.pack("ii", 1, 0)     # struct linger: on, 0 s: close() resets
-
-_MSG_PEEK = int(socket.MSG_PEEK)    # a plain int: IntFlag.__and__ is slow per call
 
 # accept() errors that mean "try again later", not "the server is broken".
 _TRANSIENT_ACCEPT = {errno.ECONNABORTED, errno.EPROTO, errno.EMFILE,
                      errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-class _Counting:
-    """Count (and maybe record) the bytes a socket carries.
-
-    Mixed into a :class:`socket.socket` or :class:`ssl.SSLSocket` subclass,
-    so handlers keep a real socket (``isinstance`` holds, ``makefile``
-    works) while every byte through ``recv``/``send`` lands on the
-    connection's :class:`Connection` record.
-    """
-
-    _record = None
-    _server = None          # whose faults apply (delay, drip, drop)
-    _owes_delay = True      # a reply is due: delay(reply=...) applies
-    _dropped = False        # drop(reset=True) hit this connection
-
-    def _got(self, n, buffer):
-        """Count *n* bytes received into *buffer*; keep them if recording."""
-        record = self._record
-        self._owes_delay = True
-        if record is not None:
-            if n:
-                record.bytes_received += n
-                kept = record._data
-                if kept is not None:        # copied only when recording
-                    room = self._server.max_data - len(kept)
-                    if n <= room:
-                        kept += memoryview(buffer)[:n]
-                    else:
-                        self._server._data_overflow(
-                            record, kept, memoryview(buffer)[:max(room, 0)])
-            elif record.closed_by is None:
-                record.closed_by = "client"     # EOF: the peer ended first
-
-    def recv(self, bufsize, flags=0):
-        data = self._checked(super().recv, bufsize, flags)
-        if not flags & _MSG_PEEK and bufsize:
-            self._got(len(data), data)
-        return data
-
-    def recv_into(self, buffer, nbytes=0, flags=0):
-        n = self._checked(super().recv_into, buffer, nbytes, flags)
-        if not flags & _MSG_PEEK and (nbytes or len(buffer)):
-            self._got(n, buffer)
-        return n
-
-    def send(self, data, flags=0):
-        chunk = self._before_send()
-        if chunk:
-            data = memoryview(data)[:chunk]
-        n = self._checked(super().send, data, flags)
-        if self._record is not None:
-            self._record.bytes_sent += n
-        return n
-
-    def _before_send(self):
-        """Apply the send-side faults; return the drip chunk size, if any."""
-        if self._dropped:
-            exc = ConnectionAbortedError("testservers: connection dropped by a fault")
-            exc._testservers_io = True
-            raise exc
-        server = self._server
-        if server is None:
-            return None
-        faults = server._faults
-        if self._owes_delay:
-            self._owes_delay = False
-            server._fault_wait(faults.reply_delay)
-        if faults.drip is not None:
-            chunk, interval = faults.drip
-            server._fault_wait(interval)
-            if server._halt.is_set():
-                exc = ConnectionAbortedError("testservers: the server stopped")
-                exc._testservers_io = True
-                raise exc
-            return chunk
-        return None
-
-    def _checked(self, method, *args):
-        try:
-            return method(*args)
-        except OSError as exc:      # socket.timeout and ssl.SSLError included
-            # Tagged: only an error of the connection's own I/O may pass for
-            # the peer going away (see _BaseServer._run_connection).
-            exc._testservers_io = True
-            if isinstance(exc, ConnectionResetError) and self._record is not None \
-                    and self._record.closed_by is None:
-                self._record.closed_by = "client"
-                self._record.reset = True
-            raise
-
-
-class _CountingSocket(_Counting, socket.socket):
-    def sendall(self, data, flags=0):
-        # socket.socket.sendall is C code and does not call send().
-        view = memoryview(data).cast("B")
-        chunk = self._before_send()
-        if chunk:
-            for start in range(0, len(view), chunk):
-                if start:
-                    self._before_send()
-                piece = view[start:start + chunk]
-                self._checked(super().sendall, piece, flags)
-                if self._record is not None:
-                    self._record.bytes_sent += len(piece)
-            return
-        self._checked(super().sendall, view, flags)
-        if self._record is not None:
-            self._record.bytes_sent += len(view)
-
-
-if ssl is not None:
-    class _CountingSSLSocket(_Counting, ssl.SSLSocket):
-        # SSLSocket.sendall loops over send(), which counts already.
-        pass
 
 
 def _tls_option(sslctx, tls):

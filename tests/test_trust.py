@@ -446,3 +446,42 @@ def test_burst_of_connections_fits_the_backlog():
             for client in clients:
                 client.close()
         assert len(server.wait_connections(count, closed=True)) == count
+
+
+# -- one exception policy for every server ----------------------------------------
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()])
+def test_smtp_handler_base_exceptions_are_recorded_like_any_other(exc):
+    import smtplib
+
+    def handler(peer, mailfrom, rcpttos, data):
+        raise exc
+    with TestSMTPServer(handler=handler) as server:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as client:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail("a@example.com", ["b@example.com"], b"hi\r\n")
+        assert refused.value.smtp_code == 451
+        assert server.take_errors() == [exc]
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()])
+def test_http_and_tcp_handler_base_exceptions_are_recorded_too(exc):
+    import http.client
+
+    def handler(request):
+        raise exc
+    with TestHTTPServer(handler=handler) as server:
+        conn = server.http_connection(TIMEOUT)
+        try:
+            conn.request("GET", "/")
+            assert conn.getresponse().status == 500
+        finally:
+            conn.close()
+        assert server.take_errors() == [exc]
+    with TestTCPServer(handler=handler) as server:
+        socket.create_connection(("127.0.0.1", server.port), TIMEOUT).close()
+        # Not wait_for(): it would raise the KeyboardInterrupt into pytest.
+        with server._cond:
+            assert server._cond.wait_for(lambda: server._errors, TIMEOUT)
+        assert server.take_errors() == [exc]

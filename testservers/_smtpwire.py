@@ -130,9 +130,13 @@ class Output:
         return False
 
     def failed(self, exc, reply=ABORTED):
-        """A callback of the test raised *exc*: keep it, answer *reply*."""
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc
+        """A callback of the test raised *exc*: keep it, answer *reply*.
+
+        Every exception counts, SystemExit and KeyboardInterrupt included,
+        as for the other servers' handlers: the server records it and
+        stop() raises it in the test's thread (see _loop._is_disconnect for
+        the only exceptions that end a connection quietly).
+        """
         self.errors.append(exc)
         self.reply(reply)
 

@@ -1,215 +1,32 @@
 """HTTP/1.1 test servers on http.server: TestHTTPServer, TestUnixHTTPServer.
 
 Handlers get a :class:`http.server.BaseHTTPRequestHandler`, as in CPython's
-test_logging (``_httpconn`` reads the requests); with no handler, the
-server answers from expectations (``_httpcanned``).  This module holds the
-servers and the response writer that frames what handlers write, so that
-each response goes out in one write, with Content-Length added when the
-handler framed nothing.  Each connection has a thread of its own (see
-``_stream``).
+test_logging, or are such a class themselves, as with
+:class:`http.server.HTTPServer`.  The requests are read by the sans-IO
+core (``_httpproto``) through ``_httpconn``; responses go out through the
+writer in ``_httpwire``; with no handler, the server answers from
+expectations (``_httpcanned``).  Large request bodies are spooled to
+files in a directory of the server's, removed at :meth:`stop`.  Each
+connection has a thread of its own (see ``_stream``).
 """
 
 import http.client
-import io
-import re
+import http.server
+import shutil
 import socket
+import tempfile
+import threading
 import urllib.parse
 
+from ._httpbody import SPOOL_THRESHOLD
 from ._httpcanned import _CannedMixin
-from ._httpconn import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
-                        MAX_REQUEST_LINE, REQUEST_TIMEOUT, _RequestHandler)
+from ._httpconn import _Pump, _RequestHandler, adapted
+from ._httpproto import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
+                         MAX_REQUEST_LINE, REQUEST_TIMEOUT)
 from ._records import WAIT_TIMEOUT, _awaitable
 from ._stream import _StreamServer
 
 __all__ = ["TestHTTPServer", "TestUnixHTTPServer"]
-
-RESPONSE_BUFFER = 1024 * 1024   # unframed response bytes held before streaming
-
-# The writer's states.  _HEAD: the head is not complete yet.  _FRAMED: the
-# head frames the body (or there is none); writes pass through.  _UNFRAMED:
-# the body is held until the handler returns.  _STREAM: unframed, but
-# flushed; writes pass through and the connection closes after.  _RAW: no
-# status line; bytes pass through and the connection closes after.
-_HEAD, _FRAMED, _UNFRAMED, _STREAM, _RAW = range(5)
-_PASSING = (_FRAMED, _STREAM, _RAW)
-
-# In the lower-cased response head: the status code, and the fields that
-# decide how the body is framed and whether the connection stays open.
-_STATUS_LINE = re.compile(rb"http/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: |\r\n)")
-_FRAMING_FIELD = re.compile(
-    rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:([^\r\n]*)")
-
-
-class _ResponseWriter(io.BufferedIOBase):
-    """``wfile``: hold what the handler writes, send each response whole.
-
-    The head is held until it is complete.  If it carries Content-Length
-    or Transfer-Encoding (or the response has no body: HEAD, 204, 304),
-    each body write is sent at once, the first together with the head.
-    Otherwise the body is held until the handler returns and sent in the
-    same write as the head, with Content-Length added; ``flush()``, or
-    more than :data:`RESPONSE_BUFFER` bytes held, sends it early instead,
-    with ``Connection: close``, the body ending when the connection does.
-    Bytes that do not start with a status line pass through untouched,
-    and the connection closes after them.
-    """
-
-    def __init__(self, sock):
-        self._sock = sock
-        self.failed = None          # the OSError a send raised
-        self.start(None, "GET", None, True)
-
-    def start(self, record, method, edit, close_unframed):
-        self._record, self._method = record, method
-        self._edit = edit           # a Connection value for the head, or None
-        self._close_unframed = close_unframed
-        self._held = bytearray()
-        self._state = _HEAD
-        self._body_at = 0           # where the body starts in _held
-        self._has_conn = False
-        self._length = None         # the Content-Length the handler declared
-        self._body_sent = 0
-        self.must_close = False     # the connection must close after this
-        self.sent = False
-
-    def writable(self):
-        return True
-
-    def fileno(self):
-        return self._sock.fileno()
-
-    def write(self, data):
-        if self._sock is None:
-            raise ValueError("write to a closed response")
-        size = memoryview(data).nbytes
-        state = self._state
-        if state in _PASSING and not self._held:
-            if state != _FRAMED or self._method != "HEAD":    # HEAD gets no body
-                self._body_sent += size
-                self._sock_send(data)
-            return size
-        self._held += data
-        if state == _HEAD:
-            self._scan()
-            state = self._state
-        if state == _FRAMED and self._method == "HEAD":
-            del self._held[self._body_at:]
-        if state in _PASSING:
-            if len(self._held) > self._body_at:
-                self._send()
-        elif state == _UNFRAMED and len(self._held) - self._body_at > RESPONSE_BUFFER:
-            self._stream()
-        return size
-
-    def flush(self):
-        if self._sock is None:
-            return
-        if self._state == _HEAD and self._held:
-            self._state, self.must_close = _RAW, True
-        if self._state == _UNFRAMED:
-            self._stream()
-        elif self._held:
-            self._send()
-
-    def close(self):
-        self._sock = None           # flush() does nothing now
-        super().close()
-
-    def finish(self):
-        """Send what the handler left; return False if it wrote nothing."""
-        if self._state == _HEAD:
-            if not self._held:
-                return False
-            self._state, self.must_close = _RAW, True
-        elif self._state == _UNFRAMED:
-            self._insert(b"Content-Length: %d" % (len(self._held) - self._body_at))
-            self._connection_header(b"close" if self._close_unframed else self._edit)
-            self._state = _FRAMED
-        if self._held:
-            self._send()
-        if self._length is not None and self._body_sent < self._length:
-            self.must_close = True  # the client would wait for the rest
-        return True
-
-    def discard(self):
-        self._held.clear()
-        self._state, self._body_at, self._length = _HEAD, 0, None
-
-    def _scan(self):
-        while self._state == _HEAD:
-            held = self._held
-            if not held.startswith(b"HTTP/"):
-                if len(held) >= 5 or not b"HTTP/".startswith(held):
-                    self._state, self.must_close = _RAW, True
-                return                              # else wait for more
-            end = held.find(b"\r\n\r\n")
-            if end < 0:
-                if len(held) > MAX_HEADER_SIZE:
-                    self._state, self.must_close = _RAW, True
-                return
-            head = bytes(held[:end + 2]).lower()
-            status = _STATUS_LINE.match(head)
-            if status is None:
-                self._state, self.must_close = _RAW, True
-                return
-            code = int(status.group(1))
-            if code < 200 and code != 101:          # interim: send it now
-                self._sock_send(bytes(held[:end + 4]))
-                del held[:end + 4]
-                continue
-            fields = {}
-            for name, value in _FRAMING_FIELD.findall(head):
-                fields.setdefault(name, []).append(value.strip())
-            conn = {t.strip() for v in fields.get(b"connection", ()) for t in v.split(b",")}
-            self._has_conn = bool(conn)
-            self.must_close = b"close" in conn
-            self._body_at = end + 4
-            if self._record is not None:
-                self._record.status = code
-            if code == 101 or (self._method == "CONNECT" and code < 300):
-                self._state, self._body_at, self.must_close = _RAW, 0, True
-            elif (code in (204, 304) or self._method == "HEAD"
-                  or b"content-length" in fields or b"transfer-encoding" in fields):
-                self._state = _FRAMED
-                lengths = fields.get(b"content-length", ())
-                if (len(lengths) == 1 and lengths[0].isdigit() and code not in (204, 304)
-                        and self._method != "HEAD" and b"transfer-encoding" not in fields):
-                    self._length = int(lengths[0])
-                self._connection_header(self._edit)
-            else:
-                self._state = _UNFRAMED
-
-    def _insert(self, line):
-        at = self._body_at - 2
-        self._held[at:at] = line + b"\r\n"
-        self._body_at += len(line) + 2
-
-    def _connection_header(self, value):
-        if value and not self._has_conn:
-            self._insert(b"Connection: " + value)
-            self._has_conn = True
-            self.must_close = self.must_close or value == b"close"
-
-    def _stream(self):
-        self._connection_header(b"close")
-        self.must_close = True
-        self._state = _STREAM
-        self._send()
-
-    def _send(self):
-        held, self._held = self._held, bytearray()
-        self._body_sent += len(held) - self._body_at
-        self._body_at = 0
-        self._sock_send(held)
-
-    def _sock_send(self, data):
-        self.sent = True
-        try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            self.failed = exc
-            raise
-
 
 class TestHTTPServer(_CannedMixin, _StreamServer):
     """An HTTP/1.1 server that calls a handler, or answers from expectations.
@@ -218,10 +35,12 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     log=False, sslctx=None, *, tls=False, client_auth=False, allow_unmatched=False,
     strict=False, keep_alive=True, close_unframed=True, request_timeout=10.0,
     keep_alive_timeout=60.0, max_request_line=8192, max_header_size=65536,
-    max_headers=100, max_body_size=67108864)``
+    max_headers=100, max_body_size=67108864, spool_threshold=1048576)``
 
     *handler* is called with a :class:`http.server.BaseHTTPRequestHandler`
-    for every request, whatever its method, as in CPython's test_logging.
+    for every request, whatever its method, as in CPython's test_logging;
+    or it is a :class:`~http.server.BaseHTTPRequestHandler` subclass,
+    which serves each connection as under :class:`http.server.HTTPServer`.
     Expectations registered with :meth:`expect` answer first; what none
     matches goes to the handler, or with ``None`` is answered 404 and
     recorded as an :exc:`UnexpectedRequest` unless *allow_unmatched*.
@@ -234,6 +53,8 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     connection after one response; *close_unframed* false keeps it open
     after a response the handler did not frame.  The other options are
     limits (414, 431, 413) and timeouts (408; idle connections close).
+    Request bodies larger than *spool_threshold* bytes are kept in
+    temporary files, which :meth:`stop` removes.
 
     Methods: :meth:`start`, :meth:`stop`, :meth:`restart`, :meth:`url`,
     :meth:`http_connection`, :meth:`expect`, :meth:`check_expectations`,
@@ -245,7 +66,7 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
     """
 
     client_speaks_first = True
-    handler_class_base = None       # handlers are callables handler(request)
+    handler_class_base = http.server.BaseHTTPRequestHandler     # or a callable
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5, log=False,
                  sslctx=None, *, tls=False, client_auth=False, allow_unmatched=False,
@@ -254,7 +75,8 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
                  close_unframed=True, request_timeout=REQUEST_TIMEOUT,
                  keep_alive_timeout=KEEP_ALIVE_TIMEOUT,
                  max_request_line=MAX_REQUEST_LINE, max_header_size=MAX_HEADER_SIZE,
-                 max_headers=MAX_HEADERS, max_body_size=MAX_BODY_SIZE):
+                 max_headers=MAX_HEADERS, max_body_size=MAX_BODY_SIZE,
+                 spool_threshold=SPOOL_THRESHOLD):
         for name, value in (("request_timeout", request_timeout),
                             ("keep_alive_timeout", keep_alive_timeout),
                             ("max_request_line", max_request_line),
@@ -266,6 +88,9 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
                                           or max_body_size < 0):
             raise ValueError("max_body_size must be None or an int >= 0, not %r"
                              % (max_body_size,))
+        if isinstance(spool_threshold, bool) or not isinstance(spool_threshold, int) \
+                or spool_threshold < 0:
+            raise ValueError("spool_threshold must be an int >= 0, not %r" % (spool_threshold,))
         if not isinstance(strict, bool):
             raise TypeError("strict must be True or False, not %r" % (strict,))
         self.log = log
@@ -279,14 +104,40 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         self.max_header_size = max_header_size
         self.max_headers = max_headers
         self.max_body_size = max_body_size
+        self.spool_threshold = spool_threshold
+        self._spool_lock = threading.Lock()
+        self._spool_dir = None
         self._expectations = []
         super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls,
                          client_auth=client_auth)
 
     def _serve_connection(self, sock, peer, record):
-        handler = _RequestHandler(sock, peer, self, record, _ResponseWriter(sock))
-        if not self._stopping:
-            handler.drain()
+        pump = sock._testservers_pump = _Pump(self, sock, record)
+        handler = self._handler
+        try:
+            (adapted(handler) if isinstance(handler, type) else _RequestHandler)(
+                sock, peer, self)
+        finally:
+            pump.close()
+        pump.end()
+
+    def _spool_file(self):
+        """Return a new file for a request body in this server's spool directory."""
+        with self._spool_lock:
+            if self._spool_dir is None:
+                self._spool_dir = tempfile.mkdtemp(prefix="testservers-http-")
+            where = self._spool_dir
+        return tempfile.NamedTemporaryFile(dir=where, prefix="body-", delete=False)
+
+    def stop(self, timeout=None):
+        """Stop serving as the base does, then remove the spooled request bodies."""
+        try:
+            return super().stop(timeout)
+        finally:
+            with self._spool_lock:
+                where, self._spool_dir = self._spool_dir, None
+            if where is not None:
+                shutil.rmtree(where, ignore_errors=True)
 
     @property
     def requests(self):

@@ -1,118 +1,357 @@
-"""One HTTP/1.1 connection: the request object handlers get, and its loop.
+"""One HTTP/1.1 connection: the core's events adapted to http.server handlers.
 
-:class:`_RequestHandler` is the :class:`http.server.BaseHTTPRequestHandler`
-a handler receives.  Its ``handle()`` serves a whole connection, reading
-each request itself (RFC 9112) instead of through ``parse_request()``:
-request heads with limits and timeouts and CRLF line ends; the whole body
-before the handler runs, by Content-Length or chunked coding, after a 100
-Continue when one is expected.  Requests it cannot accept it answers
-itself (400, 408, 413, 414, 417, 431, 501, 505) and then closes.  What the
-handler writes goes through the server's response writer (``_http``).
+:class:`_Pump` feeds the sans-IO core (``_httpproto``) from the
+connection's :class:`~_httpwire._Wire` and collects each request: its head,
+its decoded body (spooled to a file when large, ``_httpbody``) and its
+record.  Requests the core refuses it answers itself (400, 408, 413, 414,
+417, 431, 501, 505), and then the connection closes.
+
+Handlers get a :class:`http.server.BaseHTTPRequestHandler`.  A callable
+handler is called with a :class:`_RequestHandler`, whose ``handle()``
+takes each request from the pump.  A ``BaseHTTPRequestHandler`` subclass
+runs as under :mod:`http.server` (its own ``handle()``,
+``handle_one_request()`` and ``parse_request()``), on an ``rfile`` that
+replays each request as it was sent once the pump accepted it whole:
+:func:`adapted` slips :class:`_Adapter` under it for the socket, the
+records and the response framing.
 """
 
+import email.utils
+import functools
+import http.client
 import http.server
 import io
-import re
 import socket
-import time
 
 from ._base import _log
-from ._httpcanned import Request, _split_target
+from ._httpbody import _Spool, body_stream
+from ._httpcanned import Request
+from ._httpproto import (CONTINUE, NEED_DATA, Data, EndOfMessage, Rejected, RequestHead,
+                         ServerConnection, connection_value)
 from ._httpreply import _Reply, _started
+from ._httpwire import _ResponseWriter, _Wire
 
 __all__ = []
 
-REQUEST_TIMEOUT = 10.0          # s for each read of a request in progress -> 408
-KEEP_ALIVE_TIMEOUT = 60.0       # s an idle persistent connection stays open
-MAX_REQUEST_LINE = 8192         # bytes, without CRLF -> 414
-MAX_HEADER_SIZE = 65536         # bytes of header lines (and of trailers) -> 431
-MAX_HEADERS = 100               # header lines, http.client's own limit -> 431
-MAX_BODY_SIZE = 64 * 1024 * 1024    # bytes of decoded body -> 413
-LINGER_TIMEOUT = 2.0            # s to drain a client after an error response
-_MAX_EMPTY_LINES = 8            # CRLFs ignored before a request line (RFC 9112 2.2)
 
-_TCHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"                   # RFC 9110 5.6.2
-_TOKEN = re.compile(_TCHARS + rb"+")
-_METHOD = re.compile(_TCHARS + rb"*")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
-_REQUEST_LINE = re.compile(rb"(%s+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHARS)
-# RFC 9112 7.1; the extensions are ignored, but they hold no NUL, bare CR
-# or other control character (RFC 9110 5.5).
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?")
-_DIGITS = re.compile(r"[0-9]{1,18}")
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-_READ_PIECE = 65536             # a body is read in pieces of at most this many bytes
-_OWS = " \t"                    # RFC 9110 5.6.3; str.strip() would also eat \x0b, \x85...
+class _Pump:
+    """Read one connection's requests whole, through the core."""
+
+    def __init__(self, server, sock, record):
+        self.server = server
+        self.conn_record = record
+        self.wire = _Wire(sock)
+        self.writer = _ResponseWriter(self.wire)
+        self.proto = ServerConnection(
+            max_request_line=server.max_request_line, max_header_size=server.max_header_size,
+            max_headers=server.max_headers, max_body_size=server.max_body_size,
+            request_timeout=server.request_timeout,
+            keep_alive_timeout=server.keep_alive_timeout, keep_alive=server.keep_alive)
+        self.handler = None         # the request object, once set up
+        self.head = None            # the RequestHead being answered
+        self.headers = None         # its HTTPMessage
+        self.body, self.trailers = b"", []
+        self.record = None
+        self.linger = False         # drain the client at length before closing
+        self._spool = None
+
+    def read_request(self):
+        """Read the next request whole; return True, or False to end the connection.
+
+        A request the core refuses is recorded and answered here.
+        """
+        proto, wire = self.proto, self.wire
+        if proto.complete:
+            proto.start_next()
+        self.head = self.headers = self.record = None
+        self.body, self.trailers = b"", []
+        spool = None
+        try:
+            while True:
+                event = proto.next_event()
+                if event is NEED_DATA:
+                    try:
+                        data = wire.recv(proto.deadline())
+                    except socket.timeout:
+                        event = proto.timed_out()
+                    else:
+                        proto.receive_data(data)
+                        continue
+                cls = type(event)
+                if cls is Data:
+                    spool.write(event.data)
+                elif cls is RequestHead:
+                    self.head = event
+                    spool = self._spool = _Spool(self.server.spool_threshold,
+                                                 self.server._spool_file)
+                    if event.expect_continue:
+                        wire.send(CONTINUE)     # RFC 9110 10.1.1
+                elif cls is EndOfMessage:
+                    self.body, self.trailers = spool.value(), event.trailers
+                    self._spool = None
+                    self._make_headers(self.head)
+                    return True
+                elif cls is Rejected:
+                    self.reject(event)
+                    return False
+                else:                           # ConnectionClosed
+                    return False
+        except BaseException:
+            if spool is not None:
+                spool.discard()
+            self._spool = None
+            raise
+
+    def _make_headers(self, head):
+        # An HTTPMessage as http.client.parse_headers builds it, without the
+        # email parser: obsolete folding is refused, so each line is one
+        # field (the email parser's compat32 policy keeps values as is).
+        if head is None or head.fields is None:
+            self.headers = None
+            return
+        message_class = (self.handler.MessageClass if self.handler is not None
+                         else http.client.HTTPMessage)
+        self.headers = headers = message_class()
+        for name, value in head.fields:
+            headers.set_raw(name, value)
+
+    def new_record(self, rejected=None):
+        head = self.head
+        record = Request(head.method, head.target, head.method and head.version,
+                         self.headers, self.body, self.conn_record.peer,
+                         self.conn_record.tls, self.conn_record, rejected, self.trailers)
+        self.record = record
+        self.server._append_record("requests", record)
+        return record
+
+    def start_response(self, edit):
+        """Make the record and ready the writer for this request's response."""
+        head = self.head
+        self.writer.start(self.new_record(), head.method, edit, self.server.close_unframed,
+                          head.expect_continue)
+        return body_stream(self.body, head.chunked, self.trailers)
+
+    def reject(self, event):
+        """Record a refused request and answer it, then close."""
+        if self._spool is not None:
+            self._spool.discard()
+            self._spool = None
+        self.head = event.head if event.head is not None else RequestHead()
+        self._make_headers(event.head)
+        self.new_record(event.reason)
+        self.linger = True
+        if self.handler is not None:
+            self.handler.close_connection = True
+        self.send_simple(event.status, event.reason, True)
+
+    def send_simple(self, status, text, close):
+        """Send a plain-text response from the server itself, in one write."""
+        handler = self.handler
+        phrase = http.server.BaseHTTPRequestHandler.responses.get(status, ("",))[0]
+        body = ("%d %s: %s\n" % (status, phrase, text)).encode("utf-8", "replace")
+        head = self.head
+        value = b"close" if close else connection_value(head.version, head.close)
+        server_name = (handler.version_string() if handler is not None
+                       else http.server.BaseHTTPRequestHandler.server_version)
+        out = b"HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n" % (
+            status, phrase.encode("latin-1"), server_name.encode("latin-1"),
+            email.utils.formatdate(usegmt=True).encode("latin-1"))
+        out += b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body)
+        if value:
+            out += b"Connection: " + value + b"\r\n"
+        if self.record is not None:
+            self.record.status = status
+        if handler is not None:
+            handler.log_request(status)
+        self.writer._sock_send(out + b"\r\n" + (b"" if head.method == "HEAD" else body))
+
+    def close(self):
+        """Drop a body left half read (the connection failed)."""
+        if self._spool is not None:
+            self._spool.discard()
+            self._spool = None
+
+    def end(self):
+        """Let the client go: drain it unless the server is stopping."""
+        if not self.server._stopping:
+            self.wire.drain(self.linger)
 
 
-class _Reject(Exception):
-    """A request the server answers itself, with *status*, and then closes."""
+class _Adapter(http.server.BaseHTTPRequestHandler):
+    """What every request object shares: the pump's socket, records, framing.
 
-    def __init__(self, status, reason):
-        super().__init__(status, reason)
-        self.status, self.reason = status, reason
-
-
-def _diagnose(line):
-    """Raise the _Reject that says what is wrong with a bad request line."""
-    parts = line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
-        raise _Reject(400, "malformed request line: %r" % line[:80])
-    raise _Reject(400, "malformed HTTP version: %r" % parts[2][:20])
-
-
-class _SocketReader(io.RawIOBase):
-    """The raw stream under ``rfile``: the socket, its timeout, a deadline.
-
-    Like :meth:`socket.socket.makefile`'s reader, but it remembers the
-    timeout (each change is a system call) and, while ``deadline`` is set,
-    no read waits past it: :exc:`socket.timeout` is raised instead.
+    The head a handler builds with ``send_response()`` and
+    ``send_header()`` is kept here, and its framing (Content-Length,
+    Transfer-Encoding, Connection) noted as the fields are added, so the
+    response writer need not parse it again.
     """
 
-    def __init__(self, sock):
+    def __init__(self, request, client_address, server):
+        # BaseRequestHandler.__init__, plus a note of the handler's error
+        # for finish(), which runs before the error reaches the server.
+        self.request, self.client_address, self.server = request, client_address, server
+        self._failure = None
+        self.setup()
+        try:
+            self.handle()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            self.finish()
+
+    def setup(self):
+        self._setup_pump()
+        self.rfile = io.BufferedReader(_Replay(self, self._pump))
+
+    def _setup_pump(self):
+        self.connection = self.request
+        self._pump = pump = self.request._testservers_pump
+        pump.handler = self
+        self._head_lines = []
+        self._framing = ([], False, set())  # Content-Length values, chunked, Connection
+        self._status = None
+        self.wfile = pump.writer
+
+    def finish(self):
+        pump = self._pump
+        try:
+            if self._failure is None:
+                self._end_response()
+            elif not pump.writer.sent and pump.record is not None:
+                pump.writer.discard()
+                pump.send_simple(500, "the handler raised %s" % (repr(self._failure)[:200],),
+                                 True)
+        finally:
+            self.wfile.close()
+            self.rfile.close()
+
+    def _end_response(self):
+        """Send what is left of a response; return True if the connection goes on."""
+        pump = self._pump
+        self._head_lines = []
+        if pump.record is None:
+            return True
+        pump.record = None
+        wrote = pump.writer.finish()
+        return wrote and not pump.writer.must_close
+
+    def _response_begun(self):
+        return bool(self._head_lines) or self._pump.writer.begun
+
+    # -- the head, as http.server builds it (without its private buffer) -----
+
+    def send_response_only(self, code, message=None):
+        if self.request_version != "HTTP/0.9":
+            if message is None:
+                message = self.responses[code][0] if code in self.responses else ""
+            self._head_lines.append(("%s %d %s\r\n" % (self.protocol_version, code, message))
+                                    .encode("latin-1", "strict"))
+            self._status = code
+            self._framing = ([], False, set())
+
+    def send_header(self, keyword, value):
+        if self.request_version != "HTTP/0.9":
+            self._head_lines.append(("%s: %s\r\n" % (keyword, value)).encode("latin-1", "strict"))
+        name = keyword.lower()
+        if name == "connection":
+            tokens = {t.strip().lower() for t in str(value).split(",")}
+            self._framing[2].update(tokens)
+            if "close" in tokens:
+                self.close_connection = True
+            elif "keep-alive" in tokens:
+                self.close_connection = False
+        elif name == "content-length":
+            self._framing[0].append(str(value))
+        elif name == "transfer-encoding":
+            self._framing = (self._framing[0], True, self._framing[2])
+
+    def end_headers(self):
+        if self.request_version != "HTTP/0.9":
+            self._head_lines.append(b"\r\n")
+            self.flush_headers()
+
+    def flush_headers(self):
+        lines, self._head_lines = self._head_lines, []
+        if not lines:
+            return
+        head = b"".join(lines)
+        if self._status is None:
+            self.wfile.write(head)      # no send_response(): as raw bytes
+            return
+        lengths, chunked, tokens = self._framing
+        self.wfile.write_head(head, self._status, lengths, chunked, tokens)
+        self._status = None
+
+    # -- quiet by default ----------------------------------------------------
+
+    def address_string(self):
+        peer = self.client_address
+        return str(peer[0]) if isinstance(peer, tuple) else (str(peer) or "unix")
+
+    def log_message(self, format, *args):
+        # http.server writes to stderr; here the testservers logger, when
+        # the server's log option asks.  A handler's own log_message wins.
+        if self.server.log:
+            _log.info("%r: %s %s", self.server, self.address_string(), format % args)
+
+
+class _Replay(io.RawIOBase):
+    """The ``rfile`` of a handler class: each request as it was sent.
+
+    Reading past a request's end answers it (the handler's response is
+    sent) and reads the next; at the connection's end, after a refused
+    request, or once the server stops, it is the end of the stream, so
+    that ``handle_one_request()`` closes the connection as it does at EOF.
+    """
+
+    def __init__(self, handler, pump):
         super().__init__()
-        self._sock = sock
-        self.timeout = sock.gettimeout()
-        self.deadline = None
+        self._handler, self._pump = handler, pump
+        self._sources = []
+        self._begun = False
 
     def readable(self):
         return True
 
-    def fileno(self):
-        return self._sock.fileno()
-
-    def set_timeout(self, seconds):
-        if seconds != self.timeout:
-            self._sock.settimeout(seconds)
-            self.timeout = seconds
-
     def readinto(self, buffer):
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout("timed out")
-            if self.timeout is None or remaining < self.timeout:
-                self.set_timeout(remaining)
-        return self._sock.recv_into(buffer)
+        while True:
+            while self._sources:
+                n = self._sources[0].readinto(buffer)
+                if n:
+                    return n
+                self._sources.pop(0).close()
+            if not self._next():
+                return 0
+
+    def _next(self):
+        pump, handler = self._pump, self._handler
+        if self._begun and not handler._end_response():
+            return False
+        self._begun = True
+        if pump.server._stopping or not pump.read_request():
+            return False
+        self._sources = [io.BytesIO(pump.head.raw), pump.start_response(None)]
+        return True
+
+    def close(self):
+        for source in self._sources:
+            source.close()
+        self._sources = []
+        super().close()
 
 
-class _RequestHandler(http.server.BaseHTTPRequestHandler):
-    """The request object a handler gets: a BaseHTTPRequestHandler.
+class _RequestHandler(_Adapter):
+    """The request object a callable handler gets: a BaseHTTPRequestHandler.
 
     ``handle()`` serves the whole connection, one request after another.
     Besides the usual attributes, ``body()`` returns the decoded request
-    body (also readable from ``rfile``), ``record`` is its
-    :class:`Request`, and ``respond()`` sends a whole response at once.
+    body, ``rfile`` reads the body as it was sent (chunked coding
+    included), ``record`` is its :class:`Request`, and ``respond()`` sends
+    a whole response at once.
     """
 
     protocol_version = "HTTP/1.1"
-
-    def __init__(self, sock, peer, server, conn, writer):
-        self.conn_record = conn
-        self.record = None
-        self.linger = False
-        self._writer = writer       # a _ResponseWriter on sock, from the server
-        super().__init__(sock, peer, server)
 
     def __getattr__(self, name):
         # Any method is served (test_logging's DelegatingHTTPRequestHandler).
@@ -122,257 +361,63 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def body(self):
         """Return the request body: bytes, with any chunked coding removed."""
-        return self._body
+        return self.record.body if self.record is not None else b""
 
     def setup(self):
-        self.connection = self.request
-        self._raw = _SocketReader(self.connection)
-        self.rfile = self._stream = io.BufferedReader(self._raw)
-        self.wfile = self._writer
+        self._setup_pump()
+        self.rfile = self._stream = None
+        self.record = None
 
     def finish(self):
-        self._writer.close()
-        self._stream.close()
-
-    def address_string(self):
-        peer = self.client_address
-        return str(peer[0]) if isinstance(peer, tuple) else (str(peer) or "unix")
-
-    def log_message(self, format, *args):
-        if self.server.log:
-            _log.info("%r: %s %s", self.server, self.address_string(), format % args)
+        if self._stream is not None:
+            self._stream.close()
+        self.wfile.close()
 
     def handle(self):
-        first = True
-        while self._handle_one(first) and not self.server._stopping:
-            first = False
+        pump = self._pump
+        while self._handle_one(pump) and not self.server._stopping:
+            pass
 
-    def _handle_one(self, first):
-        server = self.server
+    def _handle_one(self, pump):
         self.command = self.path = self.headers = self.record = None
         self.request_version, self.requestline = "HTTP/1.1", ""
-        self._headers_buffer, self._body, self._trailers = [], b"", []
+        self._head_lines, self._status = [], None
         self.close_connection = True
-        try:
-            self._timeout(server.request_timeout if first else server.keep_alive_timeout)
-            try:
-                start = self._stream.peek(1)
-            except socket.timeout:
-                if not first:
-                    return False    # an idle persistent connection: close quietly
-                raise
-            if not start:
-                return False
-            self._timeout(server.request_timeout)
-            # The whole head within request_timeout of its first byte: a
-            # client that trickles a byte at a time (slowloris) would
-            # otherwise restart a per-read timeout with every byte.
-            self._raw.deadline = time.monotonic() + server.request_timeout
-            self._read_request(start)
-        except _Reject as exc:
-            self._reject(exc.status, exc.reason)
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if not pump.read_request():
             return False
-        except socket.timeout:
-            self._reject(408, "the request did not arrive within %g s" % server.request_timeout)
-            return False
-        finally:
-            self._raw.deadline = None
-        return self._respond()
+        head = pump.head
+        self.command, self.path, self.request_version = head.method, head.target, head.version
+        self.raw_requestline = head.raw[:head.raw.index(b"\r\n") + 2]
+        self.requestline = self.raw_requestline[:-2].decode("latin-1")
+        self.headers = pump.headers
+        self.close_connection = head.close
+        self.rfile = self._stream = pump.start_response(
+            connection_value(head.version, head.close))
+        self.record = pump.record
+        return self._respond(pump)
 
-    # -- reading ------------------------------------------------------------
-
-    def _timeout(self, seconds):
-        self._raw.set_timeout(seconds)
-
-    def _read_line(self, limit, status, what, setting=None):
-        line = self._stream.readline(limit + 2)
-        if line.endswith(b"\r\n"):
-            return line[:-2]
-        if line.endswith(b"\n"):
-            raise _Reject(400, "HTTP requires CRLF line endings; the %s ends in a bare LF" % what)
-        if len(line) >= limit + 2:
-            raise _Reject(status, "the %s is longer than %d bytes%s" % (
-                what, limit, " (%s)" % setting if setting else ""))
-        raise _Reject(400, "the connection ended inside the %s" % what)
-
-    def _read_fields(self, what):
-        """Read header lines to the empty one; return [(name, value)] as str."""
-        server, total, fields = self.server, 0, []
-        while True:
-            line = self._read_line(max(0, server.max_header_size - total), 431, what,
-                                   "max_header_size")
-            if not line:
-                return fields
-            total += len(line) + 2
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
-                if line[:1] in (b" ", b"\t"):
-                    raise _Reject(400, "obsolete line folding in the %s" % what)
-                raise _Reject(400, "malformed line in the %s: %r" % (what, line[:80]))
-            if b"\0" in value or b"\r" in value:
-                # RFC 9110 5.5, RFC 9112 2.2: reject rather than guess.
-                raise _Reject(400, "a NUL or bare CR in the %s: %r" % (what, line[:80]))
-            fields.append((name.decode("ascii"), value.decode("latin-1").lstrip(_OWS)))
-            if len(fields) > server.max_headers:
-                raise _Reject(431, "more than %d lines in the %s (max_headers)"
-                              % (server.max_headers, what))
-
-    def _read_request(self, start):
-        server = self.server
-        word = _METHOD.match(start, 0, 64)
-        if start[word.end():word.end() + 1] not in b" \r\n":
-            raise _Reject(400, "this is not an HTTP request: %r" % bytes(start[:16]))
-        for _ in range(_MAX_EMPTY_LINES):
-            line = self._read_line(server.max_request_line, 414, "request line",
-                                   "max_request_line")
-            if line:
-                break
-        self.raw_requestline = line + b"\r\n"
-        self.requestline = line.decode("latin-1")
-        match = _REQUEST_LINE.fullmatch(line)
-        if match is None:
-            _diagnose(line)
-        method, target, major, minor = match.groups()
-        self.command, self.path = method.decode("ascii"), target.decode("ascii")
-        if _split_target(self.path)[0] is None:
-            raise _Reject(400, "malformed request target: %r" % self.path[:80])
-        self.request_version = "HTTP/%c.%c" % (major[0], minor[0])
-        if major != b"1":
-            raise _Reject(505, "this server speaks HTTP/1.x, not %s" % self.request_version)
-        http11 = minor != b"0"
-        # An HTTPMessage as http.client.parse_headers builds it, without the
-        # email parser: obsolete folding is refused above, so each line is
-        # one field (the email parser's compat32 policy keeps values as is).
-        self.headers = headers = self.MessageClass()
-        fields = {}
-        for name, value in self._read_fields("request header"):
-            headers.set_raw(name, value)
-            fields.setdefault(name.lower(), []).append(value)
-        self._raw.deadline = None       # the head is in: each body read has the timeout
-        self._timeout(server.request_timeout)
-        tokens = {t.strip(_OWS).lower() for v in fields.get("connection", ())
-                  for t in v.split(",")}
-        self.close_connection = ("close" in tokens or not (http11 or "keep-alive" in tokens)
-                                 or not server.keep_alive)
-        if http11 and len(fields.get("host", ())) != 1:
-            raise _Reject(400, "an HTTP/1.1 request needs one Host header (RFC 9112 3.2)")
-        length, chunked = self._framing(fields, http11)
-        expect = fields.get("expect")
-        if expect is not None:
-            if [e.strip(_OWS).lower() for e in expect] != ["100-continue"]:
-                raise _Reject(417, "cannot meet the expectation %r" % ", ".join(expect))
-            if http11 and (chunked or length):
-                self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self._body = self._read_chunked() if chunked else self._read_exactly(length)
-
-    def _framing(self, fields, http11):
-        """Return (length, chunked) for the body (RFC 9112 6.1-6.3)."""
-        limit = self.server.max_body_size
-        codings = [c.strip(_OWS).lower() for v in fields.get("transfer-encoding", ())
-                   for c in v.split(",") if c.strip(_OWS)]
-        lengths = {v.strip(_OWS) for h in fields.get("content-length", ()) for v in h.split(",")}
-        if "transfer-encoding" in fields and not codings:
-            raise _Reject(400, "an empty Transfer-Encoding")
-        if codings:
-            if not http11:
-                raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
-            if codings[-1] != "chunked":
-                raise _Reject(400, "Transfer-Encoding must end in chunked")
-            if len(codings) > 1:
-                raise _Reject(501, "cannot decode Transfer-Encoding %s" % ", ".join(codings))
-            if lengths:
-                self.close_connection = True    # both: chunked wins, then close
-            return 0, True
-        if not lengths:
-            return 0, False
-        value = lengths.pop()
-        if lengths or not _DIGITS.fullmatch(value):
-            raise _Reject(400, "malformed Content-Length")
-        if limit is not None and int(value) > limit:
-            raise _Reject(413, "the body (%s bytes) exceeds max_body_size (%d)" % (value, limit))
-        return int(value), False
-
-    def _read_exactly(self, length, out=None):
-        """Read *length* body bytes; return them, or append them to *out*.
-
-        Read in pieces: BufferedReader.read(n) allocates n bytes at once,
-        so a declared length, not what arrived, would decide the memory
-        (and with no max_body_size, 10**17 raises MemoryError).
-        """
-        if out is None and length <= _READ_PIECE:
-            data = self._stream.read(length) if length else b""
-            if len(data) < length:
-                raise _Reject(400, "the connection ended after %d of %d body bytes"
-                              % (len(data), length))
-            return data
-        buf = io.BytesIO() if out is None else out
-        got = 0
-        while got < length:
-            piece = self._stream.read(min(_READ_PIECE, length - got))
-            if not piece:
-                raise _Reject(400, "the connection ended after %d of %d body bytes"
-                              % (got, length))
-            buf.write(piece)
-            got += len(piece)
-        return None if out is not None else buf.getvalue()
-
-    def _read_chunked(self):
-        body, limit = io.BytesIO(), self.server.max_body_size
-        while True:
-            line = self._read_line(4096, 400, "chunk size line")
-            match = _CHUNK_SIZE.fullmatch(line)
-            if not match:
-                raise _Reject(400, "malformed chunk size line: %r" % line[:40])
-            size = int(match.group(1), 16)
-            if size == 0:
-                break
-            if limit is not None and body.tell() + size > limit:
-                raise _Reject(413, "the chunked body exceeds max_body_size (%d)" % limit)
-            self._read_exactly(size, body)
-            if self._stream.read(2) != b"\r\n":
-                raise _Reject(400, "a chunk is not followed by CRLF")
-        self._trailers = [(name, value.strip(_OWS))
-                          for name, value in self._read_fields("chunked trailer")]
-        return body.getvalue()
-
-    # -- answering ----------------------------------------------------------
-
-    def _new_record(self, rejected=None):
-        record = Request(self.command, self.path, self.command and self.request_version,
-                         self.headers, self._body, self.client_address,
-                         self.conn_record.tls, self.conn_record, rejected, self._trailers)
-        self.record = record
-        self.server._append_record("requests", record)
-        return record
-
-    def _connection_value(self):
-        if self.close_connection:
-            return b"close" if self.request_version != "HTTP/1.0" else None
-        return b"keep-alive" if self.request_version == "HTTP/1.0" else None
-
-    def _respond(self):
-        server, writer = self.server, self._writer
-        record = self._new_record()
-        writer.start(record, self.command, self._connection_value(), server.close_unframed)
-        self.rfile = io.BytesIO(self._body)
+    def _respond(self, pump):
+        writer = pump.writer
         try:
-            try:
-                self._call_handler()
-                if self._headers_buffer:
-                    self.end_headers()          # what the handler must have meant
-                wrote = writer.finish()
-            finally:
-                self.rfile = self._stream
+            self._call_handler()
+            if self._head_lines:
+                self.end_headers()          # what the handler must have meant
+            wrote = writer.finish()
         except BaseException as exc:        # pytest.fail() raises a BaseException
             if writer.failed is not None and isinstance(exc, OSError):
                 raise                           # the client went away
-            server._record_error(exc)
+            self.server._record_error(exc)
             if writer.sent:
                 return False
             writer.discard()
-            self._send_simple(500, "the handler raised %s" % (repr(exc)[:200],),
-                              self.close_connection)
+            pump.send_simple(500, "the handler raised %s" % (repr(exc)[:200],),
+                             self.close_connection)
             return not self.close_connection
+        finally:
+            pump.record = None
         if not (wrote or writer.sent):
             return False            # no response at all: hang up, as asked
         return not (self.close_connection or writer.must_close)
@@ -387,44 +432,19 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             raise RuntimeError("respond() after the response was started")
         _Reply(status, headers, body, json, chunk_delay, truncate).send(self, self.server._halt)
 
-    def _reject(self, status, reason):
-        self._new_record(reason)
-        self.linger = True
-        self._send_simple(status, reason, True)
-
     def _send_simple(self, status, text, close):
-        """Send a plain-text response from the server itself, in one write."""
-        phrase = self.responses.get(status, ("",))[0]
-        body = ("%d %s: %s\n" % (status, phrase, text)).encode("utf-8", "replace")
-        value = b"close" if close else self._connection_value()
-        head = b"HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n" % (
-            status, phrase.encode("latin-1"), self.version_string().encode("latin-1"),
-            self.date_time_string().encode("latin-1"))
-        head += b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body)
-        if value:
-            head += b"Connection: " + value + b"\r\n"
-        if self.record is not None:
-            self.record.status = status
-        self.log_request(status)
+        """Send a plain-text response from the server itself (_httpcanned's 404)."""
         self.close_connection = self.close_connection or close
-        self._writer._sock_send(head + b"\r\n" + (b"" if self.command == "HEAD" else body))
+        self._pump.send_simple(status, text, close)
 
-    def drain(self):
-        """Read what the client still sends, for a while, before closing.
 
-        Closing with unread bytes makes the kernel send a reset, which can
-        destroy the error response before the client reads it.
-        """
-        sock = self.connection
-        try:
-            if not self.linger:
-                sock.settimeout(0)
-                if not socket.socket.recv(sock, 1, socket.MSG_PEEK | _MSG_DONTWAIT):
-                    return
-            socket.socket.shutdown(sock, socket.SHUT_WR)
-            sock.settimeout(LINGER_TIMEOUT)
-            for _ in range(16):
-                if not sock.recv(65536):
-                    return
-        except OSError:
-            pass
+@functools.lru_cache(maxsize=None)
+def adapted(cls):
+    """Return *cls*, a BaseHTTPRequestHandler subclass, over :class:`_Adapter`.
+
+    The class keeps its name, and every method it defines wins, as it
+    would over http.server's own.
+    """
+    return type(cls.__name__, (cls, _Adapter), {"__module__": cls.__module__,
+                                                "__qualname__": cls.__qualname__,
+                                                "__doc__": cls.__doc__})

@@ -9,6 +9,7 @@ import time
 import urllib.parse
 from http.client import HTTPMessage
 
+from ._httpbody import SpooledBody, open_body
 from ._httpmatch import parse_form
 
 __all__ = ["Request"]
@@ -39,7 +40,8 @@ class Request:
     ``query`` (``target`` split at ``?``, neither percent-decoded),
     ``version`` (``"HTTP/1.1"``), ``headers`` (an
     :class:`http.client.HTTPMessage`), ``body`` (bytes, with any chunked
-    coding removed), ``trailers`` (a list of ``(name, value)`` pairs of a
+    coding removed; a large body is read from its temporary file on each
+    access, see :meth:`body_file`), ``body_size``, ``trailers`` (a list of ``(name, value)`` pairs of a
     chunked body), ``client_address``, ``tls`` (bool), ``connection`` (the
     :class:`Connection` it arrived on) and ``received`` (a
     :func:`time.monotonic` time).
@@ -59,7 +61,7 @@ class Request:
         self.path, self.query = _split_target(target)
         self.version = version
         self.headers = headers if headers is not None else HTTPMessage()
-        self.body = body
+        self._body = body
         self.trailers = list(trailers)
         self.client_address = client_address
         self.tls = tls
@@ -67,6 +69,36 @@ class Request:
         self.rejected = rejected
         self.status = None
         self.received = time.monotonic()
+
+    @property
+    def body(self):
+        """The body as bytes (read from its file if it was spooled to one)."""
+        body = self._body
+        return body.read() if isinstance(body, SpooledBody) else body
+
+    @body.setter
+    def body(self, value):
+        self._body = value
+
+    @property
+    def body_size(self):
+        """The length of the decoded body, without reading it."""
+        body = self._body
+        return body.size if isinstance(body, SpooledBody) else len(body or b"")
+
+    @property
+    def spooled(self):
+        """True if the body is kept in a temporary file rather than in memory."""
+        return isinstance(self._body, SpooledBody)
+
+    def body_file(self):
+        """Return a new binary file object reading the body from its start.
+
+        A body larger than the server's *spool_threshold* is kept in a
+        temporary file until the server's ``stop()``; reading it this way
+        does not load it whole.  Close the file when done.
+        """
+        return open_body(self._body if self._body is not None else b"")
 
     @property
     def params(self):
@@ -102,5 +134,5 @@ class Request:
         what = ("%s %s %s" % (self.method, self.target, self.version)
                 if self.method else "unparsed request")
         return "<Request %s -> %s, %d body bytes%s>" % (
-            what, self.status, len(self.body or b""),
+            what, self.status, self.body_size,
             ", rejected: %s" % self.rejected if self.rejected else "")

@@ -177,8 +177,7 @@ class _Reply:
 
 def _started(request):
     """Tell whether a response to *request* (the request object) was begun."""
-    writer = request.wfile
-    return bool(request._headers_buffer or writer.sent or getattr(writer, "_held", None))
+    return request._response_begun()
 
 
 def _call(func, request):

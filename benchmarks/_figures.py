@@ -60,10 +60,11 @@ def provenance(meta):
               else "not pinned")
     peers = ", ".join("%s %s" % kv for kv in meta["versions"].items()
                       if kv[0] != "testservers" and kv[1] != "not installed")
-    return wrap("Measured on %s with %s %s on %s; %s; %s trials per row, interleaved, on a "
+    return wrap("Measured on %s%s with %s %s on %s; %s; %s trials per row, interleaved, on a "
             "machine shared with other work (load average %s at the start)%s.  "
             "This command regenerates every figure on this page and the others:"
-            % (meta["date"], meta["implementation"], meta["python"],
+            % (meta["date"], " (commit %s)" % meta["revision"] if meta.get("revision") else "",
+               meta["implementation"], meta["python"],
                meta["machine"], pinned, meta["trials"],
                meta["loadavg_start"][0] if meta["loadavg_start"] else "n/a",
                "; peers: " + peers if peers else "")) + [

@@ -58,13 +58,14 @@ class Measure:
     """One measure: its rows, its unit, its reference row and its samples."""
 
     def __init__(self, key, title, unit, higher_is_better, reference, rows,
-                 trial, trials, budget, note=""):
+                 trial, trials, budget, note="", extra_label=None):
         self.key, self.title, self.unit = key, title, unit
         self.higher_is_better = higher_is_better
         self.reference = reference
         self.rows = rows            # [(name, make)]; make() returns the trial's argument
         self.trial = trial          # trial(make) -> {"value": v, "cpu": c, ...}
         self.trials, self.budget, self.note = trials, budget, note
+        self.extra_label = extra_label
         self.skipped = {}           # name -> why
 
     def run(self, log):
@@ -104,6 +105,7 @@ class Measure:
                 row[basis]["ratio"] = (mine / theirs if mine is not None and theirs
                                        else None)
         return {"title": self.title, "unit": self.unit, "note": self.note,
+                "extra_label": self.extra_label,
                 "higher_is_better": self.higher_is_better,
                 "reference": self.reference if ref else None,
                 "rows": rows, "skipped": dict(self.skipped), "seconds": round(seconds, 1)}
@@ -129,6 +131,19 @@ def loadavg():
         return None
 
 
+def revision():
+    """Return the commit measured, marked when testservers/ has changes not in it."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "testservers"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + (" with uncommitted changes" if dirty else "")) or None
+
+
 def describe(pinned, trials, command, versions):
     """Return the run's metadata: date, Python, machine, settings, peers."""
     return {
@@ -142,6 +157,7 @@ def describe(pinned, trials, command, versions):
         "command": command,
         "loadavg_start": loadavg(),
         "versions": versions,
+        "revision": revision(),
     }
 
 
@@ -178,6 +194,11 @@ def table_lines(key, measure, pinned):
     if cpu:
         head += " per CPU-second, median | × ref (CPU) |"
         rule += "---:|---:|"
+    extra = measure.get("extra_label") if any(
+        "extra" in r for r in measure["rows"].values()) else None
+    if extra:
+        head += " %s, median |" % extra
+        rule += "---:|"
     lines += ["%s: %s; reference: %s; ratios %s." % (
         "unit", unit, measure["reference"] or "none",
         "above 1 are better" if measure["higher_is_better"] else "below 1 are better"),
@@ -188,6 +209,8 @@ def table_lines(key, measure, pinned):
                                                fmt(w["max"]), ratio(w["ratio"]))
         if cpu:
             line += " %s | %s |" % (fmt(row["cpu"]["median"]), ratio(row["cpu"]["ratio"]))
+        if extra:
+            line += " %s |" % fmt(row.get("extra", {}).get("median"))
         if "errors" in row:
             line += " (%d errors: %s)" % (len(row["errors"]), row["errors"][0][:80])
         lines.append(line)

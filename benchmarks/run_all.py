@@ -126,8 +126,8 @@ def measures(args, available, skipped):
         Measure("http_keepalive", "HTTP keep-alive, one connection", "requests/s", True,
                 "ThreadingHTTPServer+TCP_NODELAY", pick(*http_rows),
                 m.http_keep_alive(n(2000, 200), cap), trials, 120,
-                "GET / on one http.client connection; 'extra' counts the TCP connections "
-                "used (a server that closes each one makes the client reconnect)."),
+                "GET / on one http.client connection; a server that closes each "
+                "connection makes the client reconnect.", "TCP connections used"),
         Measure("smtp", "SMTP, one connection", "messages/s", True,
                 first(available, "test_logging TestSMTPServer", "aiosmtpd"), pick(*smtp_rows),
                 m.smtp_session(n(500, 50), cap), trials, 120,
@@ -152,7 +152,7 @@ def measures(args, available, skipped):
                    lambda row: _idle_trial(m, script, row, quick), 1, 300,
                    "Each row in a fresh interpreter: CPU time used by a started server "
                    "left idle for 2 s; then threads and descriptors left after up to 1000 "
-                   "construct-start-stop cycles (at most 5 s of them).")
+                   "construct-start-stop cycles (at most 5 s of them).", "threads left")
     out.append(idle)
     if not args.no_load:
         out += load_measures(args)
@@ -193,7 +193,7 @@ def load_measures(args):
             "load_" + protocol.lower(), "%s, %d clients at once" % (protocol, args.clients),
             units[protocol], True, refs[0] if refs else None, contenders, trial,
             min(args.trials, 3), 90,
-            "Up to %d operations per client; 'extra' is what was lost." % counts[protocol]))
+            "Up to %d operations per client." % counts[protocol], "lost"))
     return out
 
 

@@ -140,8 +140,11 @@ class _Pump:
         self._make_headers(event.head)
         self.new_record(event.reason)
         self.linger = True
-        if self.handler is not None:
-            self.handler.close_connection = True
+        handler = self.handler
+        if handler is not None:
+            handler.close_connection = True
+            line = self.head.raw.partition(b"\r\n")[0]
+            handler.requestline = line.decode("latin-1")     # for log_request()
         self.send_simple(event.status, event.reason, True)
 
     def send_simple(self, status, text, close):
@@ -212,6 +215,9 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
         self._framing = ([], False, set())  # Content-Length values, chunked, Connection
         self._status = None
         self.wfile = pump.writer
+        # As parse_request() leaves them on a request it cannot read.
+        self.command, self.requestline = None, ""
+        self.request_version = self.default_request_version
 
     def finish(self):
         pump = self._pump

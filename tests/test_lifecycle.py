@@ -1,4 +1,7 @@
-"""The lifecycle contract, parametrised over every server class (kinds.KINDS)."""
+"""The lifecycle contract in thread mode, over every row of kinds.KINDS.
+
+test_process runs the same contract over the same rows in process mode.
+"""
 
 import os
 import threading
@@ -7,6 +10,7 @@ import time
 import pytest
 
 from conftest import TIMEOUT
+import kinds
 from kinds import KINDS
 
 # "Promptly" (issue 10: these bounds must hold on a machine whose cores are
@@ -18,7 +22,7 @@ from kinds import KINDS
 PROMPT = TIMEOUT
 SLOW = 3 * TIMEOUT
 
-kinds = pytest.mark.parametrize("kind", KINDS, ids=repr)
+every_kind = pytest.mark.parametrize("kind", KINDS, ids=repr)
 # The kinds whose handlers can block in a socket read (datagram handlers run
 # on the service thread with the datagram in memory), and the Unix ones.
 reading_kinds = pytest.mark.parametrize(
@@ -41,7 +45,7 @@ def make(tmp_path):
         server.stop()
 
 
-@kinds
+@every_kind
 def test_port_known_before_start(kind, make):
     server = make(kind)
     if kind.unix:
@@ -53,7 +57,7 @@ def test_port_known_before_start(kind, make):
     assert not server.ready.is_set()
 
 
-@kinds
+@every_kind
 def test_ready_set_by_start_cleared_by_stop(kind, make):
     server = make(kind)
     assert server.start() is server
@@ -62,7 +66,7 @@ def test_ready_set_by_start_cleared_by_stop(kind, make):
     assert not server.ready.is_set()
 
 
-@kinds
+@every_kind
 def test_round_trip_through_handler(kind, make):
     server = make(kind)
     server.start()
@@ -70,7 +74,7 @@ def test_round_trip_through_handler(kind, make):
     server.stop()
 
 
-@kinds
+@every_kind
 def test_context_manager_starts_and_stops(kind, make):
     with make(kind) as server:
         assert server.ready.is_set()
@@ -79,7 +83,7 @@ def test_context_manager_starts_and_stops(kind, make):
     assert server.socket is None
 
 
-@kinds
+@every_kind
 def test_stop_twice(kind, make):
     server = make(kind)
     server.start()
@@ -88,7 +92,7 @@ def test_stop_twice(kind, make):
     assert "stopped" in repr(server)
 
 
-@kinds
+@every_kind
 def test_stop_before_start(kind, make):
     server = make(kind)
     started = time.monotonic()
@@ -98,7 +102,7 @@ def test_stop_before_start(kind, make):
     assert server.socket is None
 
 
-@kinds
+@every_kind
 def test_start_twice_raises(kind, make):
     server = make(kind)
     server.start()
@@ -107,7 +111,7 @@ def test_start_twice_raises(kind, make):
     kind.roundtrip(server)      # the first start still serves
 
 
-@kinds
+@every_kind
 def test_restart_after_stop_serves_same_port(kind, make):
     server = make(kind)
     server.start()
@@ -122,7 +126,7 @@ def test_restart_after_stop_serves_same_port(kind, make):
     kind.roundtrip(server)
 
 
-@kinds
+@every_kind
 def test_start_after_stop_before_start(kind, make):
     server = make(kind)
     port = server.port
@@ -132,7 +136,7 @@ def test_start_after_stop_before_start(kind, make):
     kind.roundtrip(server)
 
 
-@kinds
+@every_kind
 @pytest.mark.parametrize("poll_interval", [SLOW, 0.5, 0.01])
 def test_stop_returns_promptly_whatever_poll_interval(kind, make, poll_interval):
     server = make(kind, poll_interval=poll_interval)
@@ -158,7 +162,7 @@ def test_stop_with_handler_blocked_in_read(kind, make):
         client.close()
 
 
-@kinds
+@every_kind
 def test_stop_with_handler_stuck_elsewhere_names_thread(kind, make):
     release = threading.Event()
     entered = threading.Event()
@@ -186,7 +190,7 @@ def test_stop_with_handler_stuck_elsewhere_names_thread(kind, make):
     assert not server.ready.is_set()
 
 
-@kinds
+@every_kind
 def test_handler_exception_reraised_by_stop(kind, make):
     entered = threading.Event()
 
@@ -209,7 +213,7 @@ def test_handler_exception_reraised_by_stop(kind, make):
     server.stop()               # raised once: a second stop is quiet
 
 
-@kinds
+@every_kind
 def test_handler_error_wakes_waiter_at_once(kind, make):
     def body(request):
         raise ValueError("boom")
@@ -228,7 +232,7 @@ def test_handler_error_wakes_waiter_at_once(kind, make):
     server.stop()               # taken: nothing to raise
 
 
-@kinds
+@every_kind
 def test_no_thread_or_fd_left_after_stop(kind, make):
     threads = set(threading.enumerate())
     fds = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
@@ -255,7 +259,7 @@ def test_unix_path_removed(kind, make):
 
 @unix_kinds
 def test_unix_default_path_in_private_directory(kind):
-    server = kind.cls(None, kind.handler(None))
+    server = kind.cls(None, kind.handler(None), **kind.options)
     path = server.server_address
     directory = os.path.dirname(path)
     assert oct(os.stat(directory).st_mode & 0o777) == oct(0o700)
@@ -264,7 +268,7 @@ def test_unix_default_path_in_private_directory(kind):
     assert not os.path.exists(directory)
 
 
-@kinds
+@every_kind
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_idle_server_does_not_poll(kind, make):
     server = make(kind, poll_interval=0.001)
@@ -285,7 +289,7 @@ def test_idle_server_does_not_poll(kind, make):
     server.stop()
 
 
-@kinds
+@every_kind
 def test_bind_error_raised_in_caller(kind, make):
     server = make(kind)
     address = server.server_address if kind.unix else ("127.0.0.1", server.port)
@@ -293,6 +297,18 @@ def test_bind_error_raised_in_caller(kind, make):
         kind.cls(address, None)
 
 
-@kinds
+@every_kind
 def test_pytest_does_not_collect_servers(kind):
     assert kind.cls.__test__ is False
+
+
+def test_every_public_server_class_has_a_row():
+    assert kinds.SERVER_CLASSES, "no server class found in testservers.__all__"
+    assert kinds.MISSING == [], "add rows for these classes to tests/kinds.py"
+
+
+def test_the_table_has_the_tls_rows():
+    # The swap of the plain socket for the TLS one is where races hide.
+    secure = {(k.cls.__name__, k.secure) for k in KINDS if k.secure}
+    assert secure >= {("TestTCPServer", "implicit"), ("TestHTTPServer", "implicit"),
+                      ("TestSMTPServer", "implicit"), ("TestSMTPServer", "starttls")}

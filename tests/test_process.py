@@ -1,19 +1,18 @@
-"""Process mode (issue 5): every server class run in a child process.
+"""Process mode (issue 5): every row of the kinds table run in a child process.
 
-The handlers are module-level functions, so they pickle by name and the
-child imports this module to run them.  Each child costs a new interpreter,
-so the contract for a class runs as one test over three children: the one
-the constructor starts, the one start() after stop() starts, and the one
+The handlers are module-level functions (in kinds), so they pickle by name
+and the child imports them.  Each child costs a new interpreter, so the
+contract for a row runs as one test over three children: the one the
+constructor starts, the one start() after stop() starts, and the one
 restart() starts.
 """
 
+import ast
 import functools
 import importlib.util
-import itertools
 import os
 import re
 import signal
-import smtplib
 import socket
 import subprocess
 import sys
@@ -25,9 +24,11 @@ import pytest
 import testservers
 import testservers._process
 from conftest import TIMEOUT
+from kinds import KINDS, ROWS, smtp_echo, stream_echo
 
-HAS_UNIX = hasattr(socket, "AF_UNIX")
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+TCP = ROWS["TestTCPServer"][0]
+HTTP = ROWS["TestHTTPServer"][0]
 
 # "Promptly" (issue 10: it must hold on a machine whose cores are all
 # busy): a stop() that does its own work, a child's exit included, ends well
@@ -37,36 +38,7 @@ PROMPT = TIMEOUT
 SLOW = 3 * TIMEOUT
 
 
-# -- handlers: they run in the child ------------------------------------------
-
-def stream_echo(request):
-    line = request.rfile.readline()
-    if line == b"fail\n":
-        raise AssertionError("the handler saw fail")
-    request.wfile.write(b"echo " + line)
-
-
-def datagram_echo(request):
-    if request.packet == b"fail":
-        raise AssertionError("the handler saw fail")
-    request.wfile.write(b"echo " + request.packet)
-
-
-def http_echo(request):
-    if request.path == "/fail":
-        raise AssertionError("the handler saw fail")
-    body = b"echo " + request.path.encode("ascii")
-    request.send_response(200)
-    request.send_header("Content-Length", str(len(body)))
-    request.end_headers()
-    request.wfile.write(body)
-
-
-def smtp_echo(peer, mailfrom, rcpttos, data):
-    if "fail" in data:
-        raise AssertionError("the handler saw fail")
-    return "250 2.0.0 echo " + data.rpartition("\n")[2]
-
+# -- what runs in the child ------------------------------------------------------
 
 def _connections(server):
     return server.connections
@@ -82,6 +54,11 @@ def past(due):
     """A wait_for() predicate: true once time.monotonic() reaches *due*
     (CLOCK_MONOTONIC: the same clock in every process)."""
     return time.monotonic() >= due
+
+
+def interpreter_settings():
+    """A wait_for() predicate that returns the settings of its interpreter."""
+    return tuple(sys.flags), list(sys.warnoptions)
 
 
 class Unpicklable(Exception):
@@ -101,151 +78,13 @@ def print_and_crash(request):
     os._exit(3)
 
 
-# -- one row per server class: how a client talks to it --------------------------
-
-class Stream:
-    handler = staticmethod(stream_echo)
-    records = "connections"
-    records_per_fail = 1
-
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-
-    def connect(self, server, kind=socket.SOCK_STREAM):
-        if server.family == getattr(socket, "AF_UNIX", None):
-            sock = socket.socket(socket.AF_UNIX, kind)
-        else:
-            sock = socket.socket(server.family, kind)
-        sock.settimeout(TIMEOUT)
-        sock.connect(server.server_address)
-        return sock
-
-    def roundtrip(self, server, n):
-        """Talk to the server once; check the n-th record came back."""
-        with self.connect(server) as sock:
-            sock.sendall(b"ping\n")
-            assert sock.makefile("rb").readline() == b"echo ping\n"
-        conns = server.wait_connections(n, TIMEOUT, closed=True)
-        assert [c.data for c in conns] == [b"ping\n"] * n
-
-    def fail(self, server):
-        with self.connect(server) as sock:
-            sock.sendall(b"fail\n")
-            assert sock.recv(100) == b""        # the handler raised
-
-
-class Datagram(Stream):
-    handler = staticmethod(datagram_echo)
-    records = "datagrams"
-    records_per_fail = 2
-    names = itertools.count()
-
-    def connect(self, server, kind=socket.SOCK_DGRAM):
-        if server.family != getattr(socket, "AF_UNIX", None):
-            return super().connect(server, kind)
-        # A Unix datagram client binds a name of its own to get replies.
-        sock = socket.socket(socket.AF_UNIX, kind)
-        sock.settimeout(TIMEOUT)
-        sock.bind(str(self.tmp_path / ("client%d" % next(self.names))))
-        sock.connect(server.server_address)
-        return sock
-
-    def roundtrip(self, server, n):
-        with self.connect(server) as sock:
-            sock.send(b"ping")
-            assert sock.recv(100) == b"echo ping"
-        assert [d.data for d in server.wait_datagrams(n, TIMEOUT)] == [b"ping"] * n
-
-    def fail(self, server):
-        with self.connect(server) as sock:
-            sock.send(b"fail")
-            sock.send(b"ping")
-            # Handled in order: the reply to "ping" means "fail" was handled.
-            # (wait_datagrams() would raise the handler's error itself.)
-            assert sock.recv(100) == b"echo ping"
-
-
-class HTTP(Stream):
-    handler = staticmethod(http_echo)
-    records = "requests"
-
-    def get(self, server, path):
-        conn = server.http_connection(TIMEOUT)      # a client helper: runs here
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def roundtrip(self, server, n):
-        assert self.get(server, "/ping") == (200, b"echo /ping")
-        assert [r.path for r in server.wait_requests(n, TIMEOUT)] == ["/ping"] * n
-
-    def fail(self, server):
-        assert self.get(server, "/fail")[0] == 500
-
-
-class _UnixSMTP(smtplib.SMTP):
-    def _get_socket(self, host, port, timeout):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        sock.connect(host)
-        return sock
-
-
-class SMTP(Stream):
-    handler = staticmethod(smtp_echo)
-    records = "messages"
-
-    def client(self, server):
-        if server.port is None:
-            client = _UnixSMTP(local_hostname="localhost", timeout=TIMEOUT)
-            client.connect(server.server_address)
-            return client
-        return server.smtp_client(TIMEOUT)          # a client helper: runs here
-
-    def send(self, server, text):
-        client = self.client(server)
-        try:
-            client.sendmail("a@example.org", ["b@example.org"],
-                            "Subject: %s\r\n\r\n%s" % (text, text))
-        finally:
-            client.quit()
-
-    def roundtrip(self, server, n):
-        self.send(server, "ping")
-        messages = server.wait_messages(n, TIMEOUT)
-        assert [m.reply for m in messages] == ["250 2.0.0 echo ping"] * n
-
-    def fail(self, server):
-        with pytest.raises(smtplib.SMTPDataError):
-            self.send(server, "fail")
-
-
-def _row(cls):
-    for name, row in (("TestHTTPServer", HTTP), ("TestSMTPServer", SMTP)):
-        base = getattr(testservers, name, None)
-        if base is not None and issubclass(cls, base):
-            return row
-    return Datagram if cls.socket_type == socket.SOCK_DGRAM else Stream
-
-
-# Every server class the package exports, so new ones join by themselves.
-SERVER_CLASSES = [
-    obj for obj in (getattr(testservers, name) for name in testservers.__all__)
-    if isinstance(obj, type) and hasattr(obj, "in_process")
-    and (HAS_UNIX or not obj.unix_only)]
-
-
 @pytest.fixture
 def make(tmp_path):
-    """Build servers in process mode; stop what a failing test left."""
+    """Build servers of a kind in process mode; stop what a failing test left."""
     made = []
 
-    def make(cls, handler=None, poll_interval=0.5, **options):
-        address = str(tmp_path / "s.sock") if cls.unix_only else ("127.0.0.1", 0)
-        server = cls.in_process(address, handler, poll_interval, **options)
+    def make(kind, poll_interval=0.5, **options):
+        server = kind.make(None, poll_interval, tmp_path, process=True, **options)
         made.append(server)
         return server
     yield make
@@ -259,15 +98,14 @@ def _fds():
     return set(os.listdir(FD_DIR))
 
 
-@pytest.mark.parametrize("cls", SERVER_CLASSES, ids=lambda cls: cls.__name__)
-def test_lifecycle_contract(cls, make, tmp_path):
-    row = _row(cls)(tmp_path)
+@pytest.mark.parametrize("kind", KINDS, ids=repr)
+def test_lifecycle_contract(kind, make, tmp_path):
     threads, fds = set(threading.enumerate()), _fds()
 
     # 1. The constructor binds (in the child): the port is known here.
-    server = make(cls, row.handler, poll_interval=SLOW)
+    server = make(kind, poll_interval=SLOW)
     address = server.server_address
-    if cls.unix_only:
+    if kind.unix:
         assert server.port is None and os.path.exists(address)
     else:
         assert isinstance(server.port, int) and server.port > 0
@@ -283,29 +121,29 @@ def test_lifecycle_contract(cls, make, tmp_path):
     assert server.ready.is_set() and server.server_address == address
     with pytest.raises(RuntimeError, match="already started"):
         server.start()
-    row.roundtrip(server, 1)        # records come back; TIME_WAIT left behind
+    kind.roundtrip(server, 1)       # records come back; TIME_WAIT left behind
 
     # 3. restart() serves on the same address and carries the records over.
     first_child = server.process
     server.restart()
     assert server.process is not first_child and first_child.returncode == 0
     assert server.server_address == address
-    row.roundtrip(server, 2)
+    kind.roundtrip(server, 2)
 
     # 4. A handler error is raised by stop(), promptly at poll_interval=SLOW,
     #    with the traceback from the child in a note.
-    row.fail(server)
+    kind.fail(server)
     started = time.monotonic()
     with pytest.raises(AssertionError, match="the handler saw fail") as info:
         server.stop()
     assert time.monotonic() - started < PROMPT
     notes = getattr(info.value, "__notes__", [])
-    assert any(cls.__name__ in note for note in notes)
-    assert any("in the child process" in note and row.handler.__name__ in note
+    assert any(kind.cls.__name__ in note for note in notes)
+    assert any("in the child process" in note and kind.echo.__name__ in note
                for note in notes)
     assert not server.ready.is_set()
     assert [type(e) for e in server.errors] == [AssertionError]
-    assert len(getattr(server, row.records)) == 2 + row.records_per_fail
+    assert len(getattr(server, kind.records)) == 2 + kind.records_per_fail
 
     # 5. Nothing is left: no child, thread, descriptor or socket file.
     server.stop()                   # raised once: a second stop is quiet
@@ -362,14 +200,13 @@ def test_handler_that_cannot_pickle_is_refused_before_spawning(handler, monkeypa
 
 def test_faults_and_remote_objects_through_the_proxy():
     with testservers.TestTCPServer.in_process(None, stream_echo) as server:
-        row = Stream(None)
         port = server.port
         with server.refuse() as fault:
             assert fault.name == "refuse"
             assert "Fault refuse" in repr(fault)
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection(("127.0.0.1", port), TIMEOUT)
-        row.roundtrip(server, 1)            # accepting again, on the same port
+        TCP.roundtrip(server, 1)            # accepting again, on the same port
         # What does not pickle stays in the child; the stand-in forwards calls.
         assert server.socket.getsockname() == server.server_address
         with pytest.raises(TypeError, match="cannot be sent to the child process"):
@@ -433,12 +270,12 @@ def test_canned_responses_and_expectations_survive_stop_and_restart():
     exp = server.expect("GET", "/hello", body="hi")
     assert server.expectations == [exp]      # one stand-in per object in the child
     server.start()
-    assert HTTP(None).get(server, "/hello") == (200, b"hi")
+    assert HTTP.get(server, "/hello") == (200, b"hi")
     assert [r.path for r in exp.wait(1, TIMEOUT)] == ["/hello"]
     server.stop()
     assert exp.count == 1 and server.requests[0].path == "/hello"   # the final copy
     server.start()
-    assert HTTP(None).get(server, "/hello") == (200, b"hi")
+    assert HTTP.get(server, "/hello") == (200, b"hi")
     assert exp.count == 2 and len(server.requests) == 2
     server.check_expectations()
     server.stop()
@@ -483,7 +320,7 @@ def test_child_stuck_in_a_call_is_killed_and_the_call_named(monkeypatch):
     assert "stopped" in repr(server)
     server.start()                      # a new child serves again
     try:
-        Stream(None).roundtrip(server, 1)
+        TCP.roundtrip(server, 1)
     finally:
         server.stop()
     assert server.process.returncode == 0
@@ -580,3 +417,150 @@ def test_stop_of_a_stopped_child_kills_it_after_its_grace(monkeypatch):
         resume.join()
     assert server.process.returncode is not None and not server.ready.is_set()
     server.stop()       # quiet: nothing is left to end
+
+
+# -- the state a restarted child takes over (issue 11) ----------------------------
+
+def test_smtp_scripts_and_transcripts_survive_stop_and_restart():
+    server = testservers.TestSMTPServer.in_process(None, smtp_echo)
+
+    def rcpt():
+        client = server.smtp_client(TIMEOUT)
+        try:
+            client.ehlo()
+            client.mail("a@example.org")
+            return client.rcpt("b@example.org")[0]
+        finally:
+            client.quit()
+
+    try:
+        server.answer("RCPT", "451 4.3.0 Try again", times=2)
+        server.start()
+        assert rcpt() == 451
+        first = server.transcript()
+        assert "S: 451 4.3.0 Try again" in first
+        server.restart()
+        assert server.transcript() == first         # the new child has it
+        assert rcpt() == 451                        # the script's second time
+        assert rcpt() == 250                        # and it is used up
+        ids = [c.id for c in server.wait_connections(3, TIMEOUT, closed=True)]
+        assert ids == [1, 2, 3]                     # ids go on counting
+        assert server.transcript(1) == first
+    finally:
+        server.stop()
+    assert server.transcript(3)[-1].startswith("S: 221")     # the final copy
+
+
+def test_http_expectations_survive_restart():
+    server = testservers.TestHTTPServer.in_process(tls=True)
+    try:
+        exp = server.expect("GET", "/hello", body="hi", times=2)
+        server.start()
+        assert HTTP.get(server, "/hello") == (200, b"hi")
+        server.restart()
+        assert HTTP.get(server, "/hello") == (200, b"hi")
+        assert exp.count == 2
+        server.check_expectations()
+    finally:
+        server.stop()
+    assert [r.path for r in server.requests] == ["/hello", "/hello"]
+
+
+def test_restart_in_a_private_directory_makes_it_again():
+    server = testservers.TestUnixStreamServer.in_process(None, stream_echo)
+    row = ROWS["TestUnixStreamServer"][0]
+    path = server.server_address
+    try:
+        server.start()
+        row.roundtrip(server, 1)
+        server.stop()
+        assert not os.path.exists(os.path.dirname(path))    # removed by the child
+        server.start()
+        assert server.server_address == path
+        row.roundtrip(server, 2)
+    finally:
+        server.stop()
+    assert not os.path.exists(os.path.dirname(path))
+
+
+# -- no back doors: public names between the modules, and of the stdlib ----------
+
+PACKAGE_DIR = os.path.dirname(testservers.__file__)
+
+
+def _tree(module):
+    with open(os.path.join(PACKAGE_DIR, module + ".py")) as f:
+        return ast.parse(f.read())
+
+
+def test_base_does_not_import_process_mode():
+    for node in ast.walk(_tree("_base")):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module not in ("_process", "_processwire"), ast.dump(node)
+
+
+def test_process_mode_uses_only_the_public_names_of_base_and_the_stdlib():
+    from testservers._base import _BaseServer
+    server = testservers.TestTCPServer()
+    server.stop()
+    # The private names a server has: its class's and its instance's.
+    private = {name for cls in type(server).__mro__ for name in vars(cls)
+               if name.startswith("_") and not name.startswith("__")}
+    private |= {name for name in vars(server) if name.startswith("_")}
+    allowed = {"_export_state", "_restore_state"}
+    assert allowed <= set(vars(_BaseServer))
+    stdlib = {"sys", "os", "subprocess", "pickle", "signal", "socket", "select", "io",
+              "struct", "threading", "tempfile", "inspect", "faulthandler", "time"}
+    for module in ("_process", "_processwire"):
+        tree = _tree(module)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "_base":
+                assert all(not a.name.startswith("_") for a in node.names), ast.dump(node)
+            if not isinstance(node, ast.Attribute):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in stdlib:
+                # os._exit is public (documented), whatever its name says.
+                assert not node.attr.startswith("_") or (node.value.id, node.attr) == (
+                    "os", "_exit"), "%s: %s.%s" % (module, node.value.id, node.attr)
+            elif node.attr in private:
+                assert node.attr in allowed, "%s uses %s of the server (line %d)" % (
+                    module, node.attr, node.lineno)
+
+
+def test_child_runs_under_the_parents_interpreter_options(tmp_path):
+    # The options of this run (-X dev -W error, as the suite runs) and more
+    # in a fresh interpreter: the child sees the same sys.flags and filters.
+    options = ["-O", "-B", "-b", "-I", "-X", "dev", "-X", "utf8",
+               "-W", "error::UserWarning", "-W", "ignore::ImportWarning"]
+    if sys.version_info >= (3, 10):
+        options += ["-X", "warn_default_encoding"]
+    if sys.version_info >= (3, 11):
+        options += ["-P", "-X", "int_max_str_digits=5000"]
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    script = (
+        "import sys\n"
+        "sys.path[:0] = [%r, %r]\n"
+        "import test_process, testservers\n"
+        "server = testservers.TestTCPServer.in_process()\n"
+        "try:\n"
+        "    here = test_process.interpreter_settings()\n"
+        "    there = server.wait_for(test_process.interpreter_settings, %r)\n"
+        "finally:\n"
+        "    server.stop()\n"
+        "print(here == there)\n"
+        "print(here)\n"
+        "print(there)\n" % (os.path.dirname(PACKAGE_DIR), tests_dir, TIMEOUT))
+    for argv in ([], options):
+        result = subprocess.run([sys.executable] + argv + ["-c", script], cwd=str(tmp_path),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                timeout=SLOW)
+        out = result.stdout.decode()
+        assert result.returncode == 0, result.stderr.decode()
+        assert out.startswith("True\n"), out
+
+
+def test_interpreter_flags_of_this_run():
+    flags = testservers._process._interpreter_flags()
+    assert ("-X" in flags and "dev" in flags) == bool(sys.flags.dev_mode)
+    assert [f for f in flags if f.startswith("-W")] == [
+        "-W" + o for o in sys.warnoptions if not (o == "default" and sys.flags.dev_mode)]

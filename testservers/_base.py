@@ -626,8 +626,10 @@ class _BaseServer(_Recorder):
         resources = (socket.socket, threading.Thread, threading.Condition, threading.Event,
                      threading.Semaphore, type(threading.Lock()), type(threading.RLock()),
                      _FaultState)
-        return {name: value for name, value in vars(self).items()
-                if name not in own and not isinstance(value, resources)}
+        state = {name: value for name, value in vars(self).items()
+                 if name not in own and not isinstance(value, resources)}
+        state["_conns._ids"] = self._conns._ids     # connection ids go on counting
+        return state
 
     @classmethod
     def _restore_state(cls, args, kwargs, state, bind=True):
@@ -646,8 +648,8 @@ class _BaseServer(_Recorder):
         self = cls.__new__(cls)
         self._restoring = True      # __init__ leaves the address to us
         self.__init__(*args, **kwargs)
-        if callable(state):
-            state = state(self)
+        state = dict(state(self) if callable(state) else state)
+        self._conns._ids = state.pop("_conns._ids", self._conns._ids)
         vars(self).update(state)
         if bind:
             if self._tmpdir is not None:

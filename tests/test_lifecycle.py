@@ -9,18 +9,9 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT
+from conftest import PROMPT, SLOW, TIMEOUT
 import kinds
 from kinds import KINDS
-
-# "Promptly" (issue 10: these bounds must hold on a machine whose cores are
-# all busy).  A stop() that does only its own work ends in milliseconds
-# even there; one that waits for something it should not (a poll, a thread
-# blocked in a read, a handler, a timeout) waits for SLOW s at least, as
-# each test makes that something last.  A bound of PROMPT tells the two
-# apart, three times over, without racing the scheduler.
-PROMPT = TIMEOUT
-SLOW = 3 * TIMEOUT
 
 every_kind = pytest.mark.parametrize("kind", KINDS, ids=repr)
 # The kinds whose handlers can block in a socket read (datagram handlers run

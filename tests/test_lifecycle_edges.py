@@ -10,13 +10,7 @@ import time
 import pytest
 
 import testservers
-from conftest import TIMEOUT
-
-# "Promptly" (issue 10): as in test_lifecycle, a stop() doing its own work
-# ends in milliseconds even on a loaded machine, and the bug each test
-# guards against would make it wait SLOW s at least.
-PROMPT = TIMEOUT
-SLOW = 3 * TIMEOUT
+from conftest import PROMPT, SLOW, TIMEOUT
 
 
 def send_datagrams(server, *payloads):

@@ -23,19 +23,12 @@ import pytest
 
 import testservers
 import testservers._process
-from conftest import TIMEOUT
+from conftest import PROMPT, SLOW, TIMEOUT
 from kinds import KINDS, ROWS, smtp_echo, stream_echo
 
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 TCP = ROWS["TestTCPServer"][0]
 HTTP = ROWS["TestHTTPServer"][0]
-
-# "Promptly" (issue 10: it must hold on a machine whose cores are all
-# busy): a stop() that does its own work, a child's exit included, ends well
-# within TIMEOUT even there; one that waited for the poll_interval would
-# wait SLOW s, three times as long.
-PROMPT = TIMEOUT
-SLOW = 3 * TIMEOUT
 
 
 # -- what runs in the child ------------------------------------------------------

@@ -58,13 +58,18 @@ def _port(text):
 
 
 def _status(text):
-    code = _number(text, "status", 100, 599)
-    if code < 200:
+    if not (text.isdigit() and text.isascii()):
+        raise argparse.ArgumentTypeError("invalid status %r: expected a number 200-599"
+                                          % text)
+    code = int(text)
+    if 100 <= code < 200:
         # RFC 9110 15.2: a 1xx response is interim; the client keeps waiting
         # for a final one, which the sink would never send.
         raise argparse.ArgumentTypeError(
             "invalid status %d: a 1xx response is interim and the client would "
             "wait for a final one; expected 200-599" % code)
+    if not 200 <= code <= 599:      # RFC 9110 15: 1xx to 5xx
+        raise argparse.ArgumentTypeError("invalid status %d: expected 200-599" % code)
     return code
 
 
@@ -135,7 +140,7 @@ def _parser():
              "syslog": "print each syslog message (RFC 3164 and 5424)"}
     for name, func in SINKS.items():
         p = sub.add_parser(name, help=helps[name], description=helps[name].capitalize() + ".")
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)    # its errors name the command
         if name == "smtp":
             p.add_argument("address", nargs="?", type=_address, metavar="HOST:PORT",
                            help="address to listen on, as smtpd took it: 127.0.0.1:8025, "
@@ -324,4 +329,4 @@ def main(argv=None):
     if args.command == "demo":
         from ._demo import run_demo
         return run_demo(sys.stdout)
-    return _serve(args, parser)
+    return _serve(args, args.parser)

@@ -77,17 +77,39 @@ def shown(data):
 
 def _smtp(args, out):
     from ._smtp import TestSMTPServer
+    server = None
+    logins = {}     # Connection.id -> (user, whether TLS was on when they logged in)
+
+    def connection(peer):
+        # A peer address names one open connection at a time.
+        for record in reversed(server.connections):
+            if record.peer == peer and record.closed is None:
+                return record
+        return None
+
+    def on_auth(peer, user, mechanism):
+        record = connection(peer)
+        if record is not None:
+            logins[record.id] = (user, record.tls)
+        # None: the login goes ahead (235)
 
     def handler(peer, mailfrom, rcpttos, data):
+        record = connection(peer)
+        tls = record is not None and record.tls
+        user, tls_then = logins.get(record.id, (None, tls)) if record else (None, tls)
+        if tls_then != tls:
+            user = None     # STARTTLS after AUTH forgets the login (RFC 3207 4.2)
         out("---------- MESSAGE FOLLOWS ----------",
-            "peer: %s  from: %s  to: %s" % (peer, safe(mailfrom),
-                                            ", ".join(safe(r) for r in rcpttos)),
+            "peer: %s  user: %s  tls: %s" % (peer, "-" if user is None else safe(user),
+                                            "yes" if tls else "no"),
+            "from: %s  to: %s" % (safe(mailfrom), ", ".join(safe(r) for r in rcpttos)),
             *shown(data) + ["------------ END MESSAGE ------------"])
-    return TestSMTPServer(
+    server = TestSMTPServer(
         args.address, handler, decode_data=False, auth=dict(args.auth) or None,
-        auth_required=args.require_auth,
+        auth_required=args.require_auth, on_auth=on_auth if args.auth else None,
         starttls="required" if args.require_starttls else args.starttls,
         tls=args.tls)
+    return server
 
 
 def _http(args, out):

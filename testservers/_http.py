@@ -20,7 +20,8 @@ import urllib.parse
 
 from ._httpbody import SPOOL_THRESHOLD
 from ._httpcanned import _CannedMixin
-from ._httpconn import _Pump, _RequestHandler, adapted
+from ._httpadapter import adapted
+from ._httpconn import _Pump, _RequestHandler
 from ._httpproto import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
                          MAX_REQUEST_LINE, REQUEST_TIMEOUT)
 from ._records import WAIT_TIMEOUT, _awaitable

@@ -10,13 +10,17 @@ connection then closes.  Timeouts are data: :meth:`~ServerConnection.deadline`
 says which one applies now, and the caller, which owns the clock's other
 side (a socket), reports its expiry with :meth:`~ServerConnection.timed_out`.
 :func:`response_framing` decides how a response is framed from what the
-handler declared.  No socket here: the rules are tested by feeding bytes.
+handler declared (with the events, in ``_httpevents``, and imported from
+here).  No socket here: the rules are tested by feeding bytes.
 """
 
-import collections
 import re
 import time
 import urllib.parse
+
+from ._httpevents import (CONTINUE, FRAMED, INTERIM, NEED_DATA, PAUSED, RAW,  # noqa: F401
+                          UNFRAMED, ConnectionClosed, Data, Deadline, EndOfMessage,
+                          Rejected, RequestHead, connection_value, response_framing)
 
 __all__ = []
 
@@ -40,74 +44,6 @@ _REQUEST_LINE = re.compile(rb"(%s+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCH
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _OWS = " \t"                    # RFC 9110 5.6.3; str.strip() would also eat \x0b, \x85...
-
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"     # RFC 9110 10.1.1
-
-# What next_event() returns besides events: more bytes are needed, or the
-# message is complete and start_next() must come before the next one.
-NEED_DATA = "NEED_DATA"
-PAUSED = "PAUSED"
-
-# Response framings (response_framing()).
-INTERIM, RAW, FRAMED, UNFRAMED = "interim", "raw", "framed", "unframed"
-
-# A deadline: *at* is a time.monotonic() value by which the current part
-# must be complete (or None), *each* the longest wait for any one read,
-# *status* what expiry means (408, or None: close quietly).
-Deadline = collections.namedtuple("Deadline", "at each status")
-
-
-class RequestHead:
-    """The head of a request: request line and header fields, as read.
-
-    ``method``, ``target``, ``version`` (``"HTTP/1.1"``), ``fields`` (a
-    list of ``(name, value)`` str pairs in order), ``raw`` (the head's bytes
-    as received, empty lines before it excluded), ``length`` (the
-    Content-Length, 0 without one), ``chunked``, ``close`` (the connection
-    ends after the response) and ``expect_continue`` (send
-    :data:`CONTINUE` before reading the body).  In a :class:`Rejected`
-    event the attributes not yet read are ``None``.
-    """
-
-    def __init__(self):
-        self.method = self.target = self.version = self.fields = None
-        self.raw = b""
-        self.length, self.chunked, self.close = 0, False, True
-        self.expect_continue = False
-
-    def __repr__(self):
-        return "<RequestHead %s %s %s>" % (self.method, self.target, self.version)
-
-
-class Data:
-    """A piece of the decoded request body, ``data`` (bytes)."""
-
-    def __init__(self, data):
-        self.data = data
-
-
-class EndOfMessage:
-    """The end of a request body; ``trailers`` of a chunked one, (name, value) pairs."""
-
-    def __init__(self, trailers=()):
-        self.trailers = list(trailers)
-
-
-class Rejected(Exception):
-    """A request the server answers itself with ``status``, then closes.
-
-    ``reason`` says why; ``head`` is the :class:`RequestHead` as far as it
-    was read.
-    """
-
-    def __init__(self, status, reason, head=None):
-        super().__init__(status, reason)
-        self.status, self.reason, self.head = status, reason, head
-
-
-class ConnectionClosed:
-    """The client ended the connection (or idled out) between requests."""
-
 
 # Parser states.
 (_IDLE, _HEAD, _BODY, _CHUNK_LINE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _DONE,
@@ -478,37 +414,3 @@ class ServerConnection:
             if field == "":
                 self._state = _DONE
                 return EndOfMessage([(n, v.strip(_OWS)) for n, v in self._fields])
-
-
-def connection_value(version, close):
-    """Return the Connection value a response needs (bytes), or None.
-
-    HTTP/1.1 persists unless told ``close``; HTTP/1.0 closes unless told
-    ``keep-alive`` (RFC 9112 9.3).
-    """
-    if close:
-        return b"close" if version != "HTTP/1.0" else None
-    return b"keep-alive" if version == "HTTP/1.0" else None
-
-
-def response_framing(method, status, lengths, chunked):
-    """Return (framing, length) for a response the handler declared.
-
-    *lengths* are its Content-Length values (str), *chunked* whether it has
-    a Transfer-Encoding.  :data:`INTERIM`: a 1xx response, sent at once,
-    another follows.  :data:`RAW`: 101 or a CONNECT tunnel; bytes pass
-    through and the connection closes after.  :data:`FRAMED`: the head
-    frames the body, or there is none (HEAD, 204, 304, RFC 9110 6.4.1);
-    *length* is the declared body size where it is one.
-    :data:`UNFRAMED`: the server must frame it (or close after).
-    """
-    if status < 200 and status != 101:
-        return INTERIM, None
-    if status == 101 or (method == "CONNECT" and status < 300):
-        return RAW, None
-    if status in (204, 304) or method == "HEAD" or chunked:
-        return FRAMED, None
-    if lengths:
-        value = lengths[0].strip()
-        return FRAMED, (int(value) if len(lengths) == 1 and value.isdigit() else None)
-    return UNFRAMED, None

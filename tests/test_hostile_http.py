@@ -22,6 +22,7 @@ import pytest
 import testservers
 from conftest import TIMEOUT
 from test_hostile import SEED, _mutate
+from test_httpproto import CASES_TABLE as PARSING_CASES
 
 CASES = int(os.environ.get("TESTSERVERS_FUZZ_CASES", "400"))
 LIMITS = dict(max_request_line=1024, max_header_size=4096, max_headers=20,
@@ -158,99 +159,20 @@ GET = b"GET / HTTP/1.1\r\n" + HOST
 POST = b"POST /p HTTP/1.1\r\n" + HOST
 CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"
 
-# name: (request bytes, the status of the first response, or None for a
-# close without one).  Regression tests for what this suite found are
-# marked "(fixed)".
-CASES_TABLE = {
-    # truncated, then the client half-closes
-    "truncated request line": (b"GET /inde", 400),
-    "truncated version": (b"GET / HTTP/1.", 400),
-    "truncated header": (GET + b"X-A: b", 400),
-    "head without its empty line": (GET + b"X-A: b\r\n", 400),
-    "nothing at all": (b"", None),
-    # over the limits
-    "oversized request line": (b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 414),
-    "endless request line": (b"GET /" + b"a" * 100000, 414),
-    "oversized header": (GET + b"X-Big: " + b"b" * 5000 + b"\r\n\r\n", 431),
-    "endless header line": (GET + b"X-Big: " + b"b" * 100000, 431),
-    "too many headers": (GET + b"".join(b"X-%d: v\r\n" % i for i in range(21)) + b"\r\n", 431),
-    "endless headers": (GET + b"X: y\r\n" * 20000, 431),
-    # Content-Length
-    "negative Content-Length": (POST + b"Content-Length: -1\r\n\r\n", 400),
-    "non-numeric Content-Length": (POST + b"Content-Length: ten\r\n\r\nabc", 400),
-    "Content-Length list 1, 2": (POST + b"Content-Length: 1, 2\r\n\r\nab", 400),
-    "Content-Length list 2, 2": (POST + b"Content-Length: 2, 2\r\n\r\nab", 200),  # RFC 9110 8.6
-    "conflicting Content-Lengths": (POST + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                                    400),
-    "Content-Length with a plus": (POST + b"Content-Length: +2\r\n\r\nab", 400),
-    "Content-Length of 30 digits": (POST + b"Content-Length: " + b"9" * 30 + b"\r\n\r\n", 400),
-    "Content-Length over the limit": (POST + b"Content-Length: 65537\r\n\r\n", 413),
-    "Content-Length with VT (fixed)": (POST + b"Content-Length: \x0b2\r\n\r\nab", 400),
-    "body cut short": (POST + b"Content-Length: 10\r\n\r\nabc", 400),
-    # Transfer-Encoding
-    "Content-Length and chunked": (  # RFC 9112 6.3: chunked wins, then close
-        POST + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"2\r\nok\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n" + HOST + b"\r\n", 200),
-    "empty Transfer-Encoding (fixed)": (
-        POST + b"Transfer-Encoding:\r\nContent-Length: 2\r\n\r\nab", 400),
-    "Transfer-Encoding with VT (fixed)": (
-        POST + b"Transfer-Encoding: \x0bchunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 400),
-    "Transfer-Encoding identity": (POST + b"Transfer-Encoding: identity\r\n\r\n", 400),
-    "Transfer-Encoding gzip, chunked": (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
-    "Transfer-Encoding in HTTP/1.0": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                      b"0\r\n\r\n", 400),
-    # chunked bodies
-    "chunk size not hex": (CHUNKED + b"zz\r\nab\r\n0\r\n\r\n", 400),
-    "chunk size 0x": (CHUNKED + b"0x2\r\nab\r\n0\r\n\r\n", 400),
-    "chunk size negative": (CHUNKED + b"-2\r\nab\r\n0\r\n\r\n", 400),
-    "chunk size with a leading space": (CHUNKED + b" 2\r\nab\r\n0\r\n\r\n", 400),
-    "chunk size of 17 digits": (CHUNKED + b"1" * 17 + b"\r\nab\r\n0\r\n\r\n", 400),
-    "chunk size over the limit": (CHUNKED + b"ffffffffffffffff\r\nab", 413),
-    "chunk extensions": (CHUNKED + b"2;a=b;c=\"d e\"\r\nok\r\n0;x\r\n\r\n", 200),
-    "chunk extension with NUL (fixed)": (CHUNKED + b"2;a=\0\r\nok\r\n0\r\n\r\n", 400),
-    "chunk extension with bare CR (fixed)": (CHUNKED + b"2;a=\rb\r\nok\r\n0\r\n\r\n", 400),
-    "endless chunk extension": (CHUNKED + b"2;" + b"e" * 10000 + b"\r\nok\r\n0\r\n\r\n", 400),
-    "no CRLF after chunk data": (CHUNKED + b"2\r\nokX\r\n0\r\n\r\n", 400),
-    "chunk data cut short": (CHUNKED + b"a\r\nabc", 400),
-    "no last chunk": (CHUNKED + b"2\r\nok\r\n", 400),
-    "malformed trailer": (CHUNKED + b"2\r\nok\r\n0\r\nno colon\r\n\r\n", 400),
-    "chunks over the limit": (CHUNKED + (b"1000\r\n" + b"x" * 4096 + b"\r\n") * 17 + b"0\r\n\r\n",
-                              413),
-    "chunk size line bare LF": (CHUNKED + b"2\nok\r\n0\r\n\r\n", 400),
-    # garbage and NUL bytes
-    "binary garbage": (bytes(range(256)) * 4, 400),
-    "high bytes garbage": (bytes(range(255, -1, -1)) * 4, 400),
-    "TLS ClientHello": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 100, 400),
-    "NUL in the method": (b"G\0T / HTTP/1.1\r\n" + HOST + b"\r\n", 400),
-    "NUL in the target": (b"GET /\0 HTTP/1.1\r\n" + HOST + b"\r\n", 400),
-    "NUL in the version": (b"GET / HTTP/1\0.1\r\n" + HOST + b"\r\n", 400),
-    "NUL in a header name": (GET + b"X\0: v\r\n\r\n", 400),
-    "NUL in a header value (fixed)": (GET + b"X: a\0b\r\n\r\n", 400),
-    "NUL before the request": (b"\0\0\0" + GET + b"\r\n", 400),
-    # line endings
-    "bare LF everywhere": (b"GET / HTTP/1.1\nHost: h\n\n", 400),
-    "bare LF ends the head": (GET + b"\n", 400),
-    "bare CR everywhere": (b"GET / HTTP/1.1\rHost: h\r\r", 400),
-    "bare CR in the request line": (b"GET /\r HTTP/1.1\r\n" + HOST + b"\r\n", 400),
-    "bare CR in a header value (fixed)": (GET + b"X: a\rb\r\n\r\n", 400),
-    "CR CR LF": (b"GET / HTTP/1.1\r\r\n" + HOST + b"\r\n", 400),
-    "obsolete line folding": (GET + b"X: a\r\n b\r\n\r\n", 400),
-    "too many empty lines first": (b"\r\n" * 9 + GET + b"\r\n", 400),
-    # request lines and targets
-    "malformed absolute target (fixed)": (b"GET http://[/ HTTP/1.1\r\n" + HOST + b"\r\n", 400),
-    "two spaces": (b"GET  / HTTP/1.1\r\n" + HOST + b"\r\n", 400),
-    "no Host": (b"GET / HTTP/1.1\r\n\r\n", 400),
-    "two Hosts": (GET + HOST + b"\r\n", 400),
-    "HTTP/2.0": (b"GET / HTTP/2.0\r\n" + HOST + b"\r\n", 505),
-    "HTTP/1.10": (b"GET / HTTP/1.10\r\n" + HOST + b"\r\n", 400),
-    "PRI preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-    "Expect over the limit": (
-        POST + b"Expect: 100-continue\r\nContent-Length: 99999\r\n\r\n", 413),
-    "unknown Expect": (GET + b"Expect: 200-ok\r\n\r\n", 417),
-    "valid then garbage": (GET + b"\r\n" + bytes(range(1, 100)), 200),
-    "handler error then valid": (b"GET /raise HTTP/1.1\r\n" + HOST + b"\r\n" + GET + b"\r\n",
-                                 500),
-}
+# Every parsing rule is tested byte by byte on the core, with no socket
+# (tests/test_httpproto.py, CASES_TABLE).  Here a few of those cases, one
+# per kind of answer, go end to end: the server's reply on the wire, its
+# records, its errors and the next client.  name: (request bytes, the
+# status of the first response, or None for a close without one).
+END_TO_END = ("truncated header", "nothing at all", "oversized request line",
+              "endless headers", "too many headers", "Content-Length over the limit",
+              "body cut short", "Content-Length and chunked",
+              "Transfer-Encoding gzip, chunked", "chunk extensions", "chunks over the limit",
+              "binary garbage", "TLS ClientHello", "bare LF everywhere", "HTTP/2.0",
+              "Expect over the limit", "unknown Expect", "valid then garbage")
+CASES_TABLE = {name: PARSING_CASES[name] for name in END_TO_END}
+CASES_TABLE["handler error then valid"] = (
+    b"GET /raise HTTP/1.1\r\n" + HOST + b"\r\n" + GET + b"\r\n", 500)
 
 
 @pytest.mark.parametrize("name", sorted(CASES_TABLE))

@@ -232,6 +232,20 @@ def test_same_events_whole_and_bytewise():
         assert got[0] == got[1], name
 
 
+def test_seeded_mutations_same_events_whole_and_bytewise():
+    # The hostile suite's mutator on the core: however the bytes arrive,
+    # the events are the same, and the parser always ends in an event.
+    import random
+    from test_hostile import SEED, _mutate
+    rng = random.Random(SEED)
+    templates = [data for data, status in CASES_TABLE.values() if status == 200]
+    for case in range(300):
+        data = _mutate(rng, rng.choice(templates))
+        got = [summary(feed(ServerConnection(**LIMITS), data, mode))
+               for mode in ("whole", "bytewise")]
+        assert got[0] == got[1], "seed %d case %d: %r" % (SEED, case, data)
+
+
 def test_a_request_with_its_body_and_the_head_as_received(feed_mode):
     conn = ServerConnection()
     data = POST + b"Content-Length: 5\r\nX-A:  b \r\n\r\nhello"

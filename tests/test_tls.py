@@ -750,3 +750,29 @@ def test_smtp_client_auth_with_own_starttls_context_is_refused():
     with pytest.raises(ValueError, match="starttls_context"):
         testservers.TestSMTPServer(starttls=True, client_auth=True,
                                    starttls_context=testservers.server_ssl_context())
+
+
+def test_a_context_of_your_own_is_counted_and_stays_usable():
+    # The server makes counting sockets through the public
+    # SSLContext.sslsocket_class; the context's other uses see no change.
+    context = testservers.server_ssl_context()
+    with testservers.TestTCPServer(None, echo_line, sslctx=context) as server:
+        assert tls_roundtrip(server)[0] == b"secret\n"
+        (conn,) = server.wait_connections(1, TIMEOUT, closed=True)
+        assert (conn.bytes_received, conn.bytes_sent) == (7, 7)
+    # The same context serves a plain wrap_socket() of its own.
+    a, b = socket.socketpair()
+    client_context = testservers.client_ssl_context()
+
+    def client():
+        with client_context.wrap_socket(b, server_hostname="localhost") as c:
+            c.sendall(b"x")
+            c.recv(1)
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        with context.wrap_socket(a, server_side=True) as s:
+            assert s.recv(1) == b"x"
+            s.sendall(b"y")
+    finally:
+        thread.join(TIMEOUT)

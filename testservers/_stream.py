@@ -240,19 +240,21 @@ class _StreamServer(_BaseServer):
             _log.debug("%r: no ClientHello from %r: %r", self, record.peer, exc)
             info._handshake_failed(exc)
             return None
-        kwargs = dict(sock=sock, server_side=True, do_handshake_on_connect=False,
-                      suppress_ragged_eofs=True, context=context)
-        try:
-            tls = _CountingSSLSocket._create(**kwargs)
-        except (AttributeError, TypeError):     # no private _create(): no counting
-            tls = context.wrap_socket(sock, server_side=True,
-                                      do_handshake_on_connect=False)
+        if context.sslsocket_class is ssl.SSLSocket:
+            # The documented way (SSLContext.sslsocket_class) to have
+            # wrap_socket() make counting sockets.  It is harmless to the
+            # context's other uses: a socket with no record counts nothing
+            # and applies no fault.  A context with a class of its own
+            # keeps it, and its connections are not counted.
+            context.sslsocket_class = _CountingSSLSocket
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False,
+                                  suppress_ragged_eofs=True)
         tls._record = record
         tls._server = self
         self._conns.swap(conn_id, tls)  # stop() must shut down the socket in use
         if self._stopping:
             # stop() may have taken its snapshot before the swap, and shut
-            # down the plain socket that _create() had already detached.
+            # down the plain socket that wrap_socket() had already detached.
             self._shutdown_socket(tls)
         try:
             tls.settimeout(max(deadline - time.monotonic(), 0.001))

@@ -55,7 +55,7 @@ def wrap(text):
 
 
 def provenance(meta):
-    pinned = ("the whole benchmark pinned to CPU %s, so a ratio compares CPU cost"
+    pinned = ("the whole benchmark, client and server threads, pinned to CPU %s"
               % meta["pinned_cpu"] if meta["pinned_cpu"] is not None
               else "not pinned")
     peers = ", ".join("%s %s" % kv for kv in meta["versions"].items()
@@ -79,11 +79,13 @@ def _basis(results, measure, name):
     return "wall"
 
 
-def _ratio_to(results, key, mine, theirs):
+def _ratio_to(results, key, mine, theirs, basis=None):
     measure = results["measures"].get(key)
     if not measure or mine not in measure["rows"] or theirs not in measure["rows"]:
         return None
-    b = _basis(results, measure, mine)
+    b = basis or _basis(results, measure, mine)
+    if not measure["rows"][mine][b]["n"]:
+        return None
     a, c = measure["rows"][mine][b]["median"], measure["rows"][theirs][b]["median"]
     return a / c if a is not None and c else None
 
@@ -129,7 +131,7 @@ def render_readme(results):
     ms = results["measures"]
     pinned = results["meta"]["pinned_cpu"] is not None
     ours = ["TestTCPServer", "TestUDPServer", "TestHTTPServer", "TestSMTPServer"]
-    lines = [
+    lines = [  # label, measure, testservers' row, the peers
         ("HTTP, new connection, /s", "http_new", "TestHTTPServer",
          ["test_logging TestHTTPServer", "ThreadingHTTPServer+TCP_NODELAY",
           "pytest-httpserver", "pytest-localserver"]),
@@ -154,25 +156,30 @@ def render_readme(results):
             continue
         for peer in peers:
             if peer in measure["rows"]:
+                cpu = _ratio_to(results, key, mine, peer, "cpu")
                 rows.append([label, fmt(measure["rows"][mine]["wall"]["median"]), peer,
                              fmt(measure["rows"][peer]["wall"]["median"]),
-                             _x(_ratio_to(results, key, mine, peer))])
-    text = ("Medians of one run; the last column divides testservers' figure by the "
-            "peer's%s.  " % (" (for requests and messages, per second of CPU time, with "
-                             "client and server pinned to one CPU: what each costs)"
-                             if pinned else ""))
+                             _x(_ratio_to(results, key, mine, peer, "wall")),
+                             "" if cpu is None else _x(cpu)])
+    text = ("Medians of one run.  The ratio divides testservers' figure by the "
+            "peer's; the CPU ratio does the same with requests or messages per second "
+            "of CPU time (client and server together%s), which compares what each "
+            "costs, not how long it waits: the standard library's server as it comes "
+            "is slow on keep-alive because it waits for the client's delayed ACK, "
+            "not because it works.  " % (", pinned to one CPU" if pinned else ""))
     idle = ms.get("idle", {}).get("rows", {})
     reports = [idle[n]["trials"][0].get("report") for n in ours if n in idle]
     reports = [r for r in reports if r]
     if reports:
         text += ("A started server left idle for 2 seconds used at most %s ms of CPU, "
-                 "and %d construct-start-stop cycles of each class left %d threads and "
+                 "and {:,} construct-start-stop cycles of each class left %d threads and "
                  "%d descriptors behind." % (
                      fmt(max(r["idle_cpu_ms"] for r in reports)),
-                     min(r["cycles"] for r in reports),
                      max(r["threads_left"] for r in reports),
-                     max(r["fds_left"] for r in reports)))
-    return (table(["Measure", "testservers", "Beside", "its figure", "ratio"], rows)
+                     max(r["fds_left"] for r in reports))).format(
+                         min(r["cycles"] for r in reports))
+    return (table(["Measure", "testservers", "Beside", "its figure", "ratio", "CPU ratio"],
+                  rows)
             + [""] + wrap(text))
 
 

@@ -211,7 +211,7 @@ def render_performance(results):
         for name, row in idle["rows"].items():
             r = row["trials"][0].get("report") if row["trials"] else None
             if r:
-                rows.append([name, fmt(r["idle_cpu_ms"]), str(r["cycles"]),
+                rows.append([name, fmt(r["idle_cpu_ms"]), fmt(r["cycles"]),
                              str(r["threads_left"]), str(r["fds_left"])])
         lines += [""] + wrap("CPU used by a started server left idle for 2 seconds, "
                              "and what a number of construct-start-stop cycles (at "

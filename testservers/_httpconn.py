@@ -76,16 +76,19 @@ class _Pump:
                         continue
                 cls = type(event)
                 if cls is Data:
+                    if spool is None:           # made on the first piece only
+                        spool = self._spool = _Spool(self.server.spool_threshold,
+                                                     self.server._spool_file)
                     spool.write(event.data)
                 elif cls is RequestHead:
                     self.head = event
-                    spool = self._spool = _Spool(self.server.spool_threshold,
-                                                 self.server._spool_file)
                     if event.expect_continue:
                         wire.send(CONTINUE)     # RFC 9110 10.1.1
                 elif cls is EndOfMessage:
-                    self.body, self.trailers = spool.value(), event.trailers
-                    self._spool = None
+                    if spool is not None:
+                        self.body = spool.value()
+                        self._spool = None
+                    self.trailers = event.trailers
                     self._make_headers(self.head)
                     return True
                 elif cls is Rejected:

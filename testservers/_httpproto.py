@@ -92,6 +92,9 @@ class ServerConnection:
         self.keep_alive_timeout = keep_alive_timeout
         self.keep_alive = keep_alive
         self._clock = clock
+        # The deadlines that do not move, made once (each is asked for per read).
+        self._first_wait = Deadline(None, request_timeout, 408)
+        self._idle_wait = Deadline(None, keep_alive_timeout, None)
         self._buf = bytearray()
         self._eof = False
         self._first = True          # no request was complete yet
@@ -139,14 +142,12 @@ class ServerConnection:
         """
         state = self._state
         if state == _IDLE:
-            if self._first:
-                return Deadline(None, self.request_timeout, 408)
-            return Deadline(None, self.keep_alive_timeout, None)
+            return self._first_wait if self._first else self._idle_wait
         if state == _HEAD:
             return Deadline(self._head_start + self.request_timeout, self.request_timeout, 408)
         if state in (_DONE, _OVER):
             return None
-        return Deadline(None, self.request_timeout, 408)
+        return self._first_wait
 
     def timed_out(self):
         """Return the event for the expiry of :meth:`deadline`: 408 or a quiet close."""
@@ -278,13 +279,16 @@ class ServerConnection:
                 if line or self._empty_lines >= _MAX_EMPTY_LINES:
                     break
             head.raw = line + b"\r\n"
+            self._raw = [line]
             self._parse_request_line(line)
+        raw = self._raw
         while True:
             field = self._field_line("request header")
             if field is None:
                 return NEED_DATA
-            head.raw += self._last_line + b"\r\n"
+            raw.append(self._last_line)
             if field == "":
+                head.raw = b"\r\n".join(raw) + b"\r\n"
                 return self._head_done()
 
     def _parse_request_line(self, line):

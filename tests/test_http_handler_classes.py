@@ -155,6 +155,17 @@ def test_an_http10_handler_keeps_its_status_line_and_closes(serve):
     assert server.requests[0].status == 200
 
 
+def test_keep_alive_off_closes_after_each_response(serve):
+    server = serve(Echo, keep_alive=False)
+    with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as sock:
+        sock.sendall(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        f = sock.makefile("rb")
+        reply = f.read()
+        f.close()
+    assert reply.count(b"HTTP/1.1 200 ") == 1 and b"Connection: close\r\n" in reply
+    assert [r.target for r in server.requests] == ["/1"]
+
+
 class Basic(Echo):
     """Basic authentication as test_urllib2_localnet's handler does it."""
 

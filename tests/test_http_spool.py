@@ -130,3 +130,31 @@ def test_memory_stays_bounded_with_no_body_limit():
 def test_spool_threshold_is_checked(value):
     with pytest.raises(ValueError, match="spool_threshold"):
         testservers.TestHTTPServer(("127.0.0.1", 0), spool_threshold=value)
+
+
+def test_a_handler_class_reads_a_spooled_chunked_body_as_sent():
+    import http.server
+
+    class Decode(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            digest = hashlib.sha256()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if not size:
+                    assert self.rfile.readline() == b"\r\n"
+                    break
+                digest.update(self.rfile.read(size))
+                assert self.rfile.read(2) == b"\r\n"
+            out = digest.hexdigest().encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    body = os.urandom(200000)
+    with testservers.TestHTTPServer(("127.0.0.1", 0), Decode, spool_threshold=4096) as server:
+        assert upload(server, body, chunked=True) == (
+            200, hashlib.sha256(body).hexdigest().encode())
+        assert server.requests[0].spooled and server.requests[0].body == body

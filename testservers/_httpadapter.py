@@ -171,10 +171,16 @@ class _Replay(io.RawIOBase):
         pump, handler = self._pump, self._handler
         if self._begun and not handler._end_response():
             return False
+        if self._begun and pump.head.close:
+            return False        # the request said close, or keep_alive is off
         self._begun = True
         if pump.server._stopping or not pump.read_request():
             return False
-        self._sources = [io.BytesIO(pump.head.raw), pump.start_response(None)]
+        head = pump.head
+        # The handler's own head decides, except that a connection the
+        # server will close says so (RFC 9112 9.6).
+        edit = b"close" if head.close and head.version != "HTTP/1.0" else None
+        self._sources = [io.BytesIO(head.raw), pump.start_response(edit)]
         return True
 
     def close(self):

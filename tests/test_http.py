@@ -617,3 +617,59 @@ def test_test_logging_signature():
     assert conn.getresponse().read() == b"DELETE /any/method "
     conn.close()
     server.stop()
+
+
+# -- the adapter's socket I/O and response writer, without a server -------------------
+
+class FakeSocket:
+    """Count settimeout() calls; recv() returns what is queued."""
+
+    def __init__(self, *pieces):
+        self.pieces, self.timeouts, self.sent = list(pieces), [], []
+        self.timeout = None
+
+    def gettimeout(self):
+        return self.timeout
+
+    def settimeout(self, value):
+        self.timeouts.append(value)
+        self.timeout = value
+
+    def recv(self, size):
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def sendall(self, data):
+        self.sent.append(bytes(data))
+
+    def fileno(self):
+        return -1
+
+
+def test_the_wire_switches_the_socket_timeout_only_on_a_change():
+    from testservers._httpproto import ServerConnection
+    from testservers._httpwire import _Wire
+    request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    sock = FakeSocket(*[request] * 5)
+    wire, proto = _Wire(sock), ServerConnection(request_timeout=10, keep_alive_timeout=60)
+    for _ in range(5):
+        proto.receive_data(wire.recv(proto.deadline()))
+        while not proto.complete:
+            proto.next_event()
+        proto.start_next()
+    assert sock.timeouts == [10, 60]        # the first request's, then the idle one's
+
+
+def test_a_head_from_send_header_is_not_scanned_again(make, monkeypatch):
+    from testservers import _httpwire
+
+    def scan(self):
+        raise AssertionError("the head was scanned")
+    monkeypatch.setattr(_httpwire._ResponseWriter, "_scan", scan)
+    server = make(echo)
+    conn = server.http_connection()
+    try:
+        for _ in range(2):
+            conn.request("POST", "/s", body=b"abc")
+            assert conn.getresponse().read() == b"POST /s abc"
+    finally:
+        conn.close()

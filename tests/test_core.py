@@ -368,7 +368,7 @@ def test_raise_errors_fails_fast_once_and_keeps_the_list():
             c.sendto(b"x", server.server_address)
         assert handled.wait(TIMEOUT)
         with server._cond:      # recorded (not raised): raise_errors raises it
-            assert server._cond.wait_for(lambda: server._errors, TIMEOUT)
+            assert server._cond.wait_for(server._store.has_errors, TIMEOUT)
         with pytest.raises(LookupError, match="seen mid-test"):
             server.raise_errors()
         assert server.raise_errors() is None            # raised once

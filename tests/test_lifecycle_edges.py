@@ -159,7 +159,7 @@ def test_error_raised_into_a_handler_by_stop_is_not_recorded_twice():
         c.sendall(b"fail\n")
         assert first.wait(TIMEOUT)
     with server._cond:          # recorded, not raised: wait_ helpers would raise it
-        assert server._cond.wait_for(lambda: server._errors, TIMEOUT)
+        assert server._cond.wait_for(server._store.has_errors, TIMEOUT)
     with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as c:
         c.sendall(b"stop\n")
         assert raised_inside.wait(TIMEOUT)

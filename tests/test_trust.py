@@ -124,10 +124,12 @@ def test_handlers_that_fit_are_accepted(cls, handler):
     cls(("127.0.0.1", 0), handler).stop()
 
 
-def test_http_refuses_a_request_handler_class():
-    import http.server
+def test_http_refuses_a_request_handler_class_not_for_http():
+    # A BaseHTTPRequestHandler subclass is welcome (see test_http_handler
+    # classes); a StreamRequestHandler would get no HTTP at all.
+    import socketserver
     with pytest.raises(TypeError, match="handler"):
-        TestHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        TestHTTPServer(("127.0.0.1", 0), socketserver.StreamRequestHandler)
 
 
 # -- options ------------------------------------------------------------------
@@ -483,5 +485,33 @@ def test_http_and_tcp_handler_base_exceptions_are_recorded_too(exc):
         socket.create_connection(("127.0.0.1", server.port), TIMEOUT).close()
         # Not wait_for(): it would raise the KeyboardInterrupt into pytest.
         with server._cond:
-            assert server._cond.wait_for(lambda: server._errors, TIMEOUT)
+            assert server._cond.wait_for(server._store.has_errors, TIMEOUT)
         assert server.take_errors() == [exc]
+
+
+def test_connections_are_recorded_in_accept_order():
+    # The records were made on the connection threads, which may run in
+    # any order: [2, 1] came back under load.  A held loop accepts all
+    # the connections in one go, so their threads race each other.
+    gate = threading.Event()
+    clients = []
+    with TestTCPServer(handler=lambda request: request.rfile.read()) as server:
+        server._call_soon(lambda sel: gate.wait(TIMEOUT))
+        try:
+            for _ in range(50):
+                clients.append(socket.create_connection(("127.0.0.1", server.port), TIMEOUT))
+        finally:
+            gate.set()
+        records = server.wait_connections(50)
+        names = [client.getsockname() for client in clients]
+        for client in clients:
+            client.close()
+        assert [c.id for c in records] == list(range(1, 51))
+        assert [c.peer for c in records] == names
+
+
+def test_a_wait_on_a_stopped_server_says_so():
+    server = TestUDPServer()
+    server.stop()
+    with pytest.raises(TimeoutError, match=r"received nothing \(and it was not serving\)"):
+        server.wait_datagrams(1, timeout=0.01)

@@ -24,7 +24,7 @@ in which one may be taken while another is held:
    user code.  A ``stop()`` in progress is marked by ``_stop_owner``; a
    nested or concurrent ``stop()`` returns at once and leaves the work to
    it, and ``start()`` meanwhile raises RuntimeError.
-2. ``_cond`` (the condition of ``_records``; an RLock): records, errors,
+2. ``_cond`` (the condition of the record store; an RLock): records, errors,
    the live connections, the timer heap.  Never held while user code runs
    (handlers, hooks, ``wait_for`` predicates).
 3. ``_faults._lock``: a leaf; nothing is acquired under it.
@@ -46,7 +46,7 @@ import time
 
 from ._faults import Fault, _FaultState, _check_number
 from ._loop import _Connections, _is_disconnect, _Outcome, _ServiceLoop, _where
-from ._records import _Recorder
+from ._records import MAX_RECORDS, _awaitable, _RecordStore
 
 __all__ = []
 
@@ -76,7 +76,7 @@ def _is_ip_literal(host, family):
     return True
 
 
-class _BaseServer(_Recorder):
+class _BaseServer:
     """The lifecycle shared by every server class.
 
     Subclasses set ``socket_type`` and implement ``_on_readable(sock)``,
@@ -100,7 +100,7 @@ class _BaseServer(_Recorder):
         # Accepted for the test_logging signature; the loop never polls, so
         # the value changes nothing (stop() wakes the loop at once).
         _check_number("poll_interval", poll_interval)
-        self._init_records()
+        self._store = _RecordStore(self)
         self._init_faults()
         self._handler = handler
         self.poll_interval = poll_interval
@@ -533,6 +533,77 @@ class _BaseServer(_Recorder):
     async def __aexit__(self, *exc_info):
         await self.async_stop()
 
+    # -- records and errors: the record store's (see _records) ---------------
+
+    max_records = MAX_RECORDS
+
+    @property
+    def _cond(self):
+        """The lock and condition of the records (2nd in the lock order)."""
+        return self._store.cond
+
+    def wait_for(self, predicate, timeout=None, what="the condition"):
+        """Block until ``predicate()`` returns a true value, and return it.
+
+        The predicate runs in the calling thread, with no lock held, first
+        at once and then each time a record or an error arrives (and at
+        least every 50 ms, for predicates that look at other state).  A
+        handler error recorded meanwhile is raised at once.  After
+        *timeout* seconds (default :data:`WAIT_TIMEOUT`)
+        :exc:`TimeoutError` is raised, naming *what* was awaited and what
+        arrived instead.
+        """
+        return self._store.wait_for(predicate, timeout, what)
+
+    async_wait_for = _awaitable(wait_for)
+
+    @property
+    def errors(self):
+        """A list of the exceptions raised in handlers, oldest first."""
+        return self._store.errors()
+
+    def take_errors(self):
+        """Return the recorded handler errors and forget them.
+
+        A test that provokes errors on purpose takes them, checks them, and
+        then :meth:`stop` does not raise them.
+        """
+        return self._store.take_errors()
+
+    def raise_errors(self):
+        """Raise the oldest handler error not raised before, if any.
+
+        A note on the exception names the server and counts the errors
+        that followed it; all of them stay in :attr:`errors`.  :meth:`stop`
+        and the ``wait_...`` helpers call this; a test may call it at any
+        point to fail fast.
+        """
+        self._store.raise_errors()
+
+    def clear_records(self):
+        """Forget every record (not the errors)."""
+        self._store.clear()
+
+    # What the server classes record and wait with.
+    def _append_record(self, kind, record):
+        return self._store.append(kind, record)
+
+    def _record_error(self, exc):
+        self._store.record_error(exc)
+
+    def _snapshot(self, kind):
+        return self._store.snapshot(kind)
+
+    def _notify(self):
+        self._store.notify()
+
+    def _wait_count(self, kind, count, timeout, accept=None):
+        return self._store.wait_count(kind, count, timeout, accept)
+
+    def _summary(self):
+        """Say briefly what arrived, for a failed wait (a class may add to it)."""
+        return self._store.summary()
+
     # -- faults every server has (see _faults) ----------------------------
 
     def refuse(self):
@@ -587,9 +658,10 @@ class _BaseServer(_Recorder):
 
     # -- connection threads -----------------------------------------------
 
-    def _spawn_connection(self, sock, peer, target):
-        """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread."""
-        self._conns.spawn(sock, peer, target)
+    def _spawn_connection(self, sock, peer, target, prepare=None):
+        """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread,
+        after ``prepare(sock, peer, conn_id)`` in this one."""
+        self._conns.spawn(sock, peer, target, prepare)
 
     def _run_connection(self, target, sock, peer, conn_id):
         try:
@@ -651,6 +723,7 @@ class _BaseServer(_Recorder):
         state = dict(state(self) if callable(state) else state)
         self._conns._ids = state.pop("_conns._ids", self._conns._ids)
         vars(self).update(state)
+        self._store._owner = self       # an unpickled store knows no owner
         if bind:
             if self._tmpdir is not None:
                 os.makedirs(self._tmpdir, mode=0o700, exist_ok=True)

@@ -192,9 +192,16 @@ class _Connections:
         with self._cond:
             self._closed = False
 
-    def spawn(self, sock, peer, target):
-        """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread."""
+    def spawn(self, sock, peer, target, prepare=None):
+        """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread.
+
+        ``prepare(sock, peer, conn_id)`` runs first, in the caller's thread
+        (the service thread, which accepts in order), so what it records
+        is in accept order whichever connection thread runs first.
+        """
         conn_id = next(self._ids)
+        if prepare is not None:
+            prepare(sock, peer, conn_id)
         name = "%s conn %d from %s" % (self._server._thread_name(), conn_id,
                                         peer or "unnamed")
         job = (target, sock, peer, conn_id, name)

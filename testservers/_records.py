@@ -140,8 +140,8 @@ class _AsyncWait:
     error arrives; nothing polls, and no thread waits on its behalf.
     """
 
-    def __init__(self, server, predicate, timeout, what):
-        self._server = server
+    def __init__(self, store, predicate, timeout, what):
+        self._store = store
         self._predicate = predicate
         self._timeout = timeout
         self._what = what
@@ -158,7 +158,7 @@ class _AsyncWait:
 
     async def _run(self):
         import asyncio     # here: most users never pay for importing it
-        server, cond = self._server, self._server._cond
+        store, cond = self._store, self._store.cond
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         with cond:
@@ -167,13 +167,13 @@ class _AsyncWait:
             while True:
                 with cond:
                     seen = cond.changes
-                server.raise_errors()
+                store.raise_errors()
                 result = self._predicate()
                 if result:
                     return result
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise server._timeout_error(self._timeout, self._what)
+                    raise store.timeout_error(self._timeout, self._what)
                 with cond:
                     if cond.changes != seen:
                         continue
@@ -233,56 +233,72 @@ class _Changes(threading.Condition):
     notifyAll = notify_all
 
 
-class _Recorder:
-    """The record store and error list that every server mixes in."""
+class _RecordStore:
+    """The records and errors of one server, and the waits on them.
 
-    max_records = MAX_RECORDS
+    A part the server holds (``server._store``): the server's public
+    ``wait_for()``, ``errors``, ``take_errors()``, ``raise_errors()`` and
+    ``clear_records()`` are this store's.  *owner* is the server, for its
+    ``repr()`` in messages, its ``max_records`` (a setting of the server,
+    read each time) and its ``_summary()``, which a server may extend.
+    """
 
-    def _init_records(self):
-        self._cond = _Changes()
+    def __init__(self, owner):
+        self._owner = owner
+        self.cond = _Changes()
         self._errors = []
         self._unreported = 0   # how many errors at the end of _errors are unraised
         self._errors_dropped = 0    # handler errors past max_records, only counted
         self._records = {}
         self._overflowed = set()
 
+    def __getstate__(self):
+        # Process mode carries the records and errors across a restart.
+        state = dict(vars(self))
+        del state["cond"], state["_owner"]
+        return state
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        self.cond = _Changes()
+        self._owner = None          # the server that takes it over sets it
+
     # -- records ---------------------------------------------------------
 
-    def _append_record(self, kind, record):
+    def append(self, kind, record):
         """Store *record* under *kind* and wake the waiters."""
-        with self._cond:
+        with self.cond:
             items = self._records.setdefault(kind, [])
-            if len(items) >= self.max_records:
+            if len(items) >= self._owner.max_records:
                 if kind not in self._overflowed:
                     self._overflowed.add(kind)
                     self._errors.append(OverflowError(
                         "%r kept %d %s records, its max_records; later ones "
                         "were dropped (raise max_records or call "
-                        "clear_records())" % (self, len(items), kind)))
+                        "clear_records())" % (self._owner, len(items), kind)))
                     self._unreported += 1
-                    self._cond.notify_all()
+                    self.cond.notify_all()
                 return False
             items.append(record)
-            self._cond.notify_all()
+            self.cond.notify_all()
             return True
 
-    def _notify(self):
-        with self._cond:
-            self._cond.notify_all()
+    def notify(self):
+        with self.cond:
+            self.cond.notify_all()
 
-    def _snapshot(self, kind):
-        with self._cond:
+    def snapshot(self, kind):
+        with self.cond:
             return list(self._records.get(kind, ()))
 
-    def clear_records(self):
-        """Forget every record (not the errors)."""
-        with self._cond:
+    def clear(self):
+        with self.cond:
             self._records.clear()
             self._overflowed.clear()
 
-    def _summary(self):
+    def summary(self):
         """Say briefly what arrived, for the message of a failed wait."""
-        with self._cond:
+        with self.cond:
             parts = []
             for kind, items in sorted(self._records.items()):
                 text = "%d %s" % (len(items), kind)
@@ -293,22 +309,12 @@ class _Recorder:
 
     # -- waiting ----------------------------------------------------------
 
-    def wait_for(self, predicate, timeout=None, what="the condition"):
-        """Block until ``predicate()`` returns a true value, and return it.
-
-        The predicate runs in the calling thread, with no lock held, first
-        at once and then each time a record or an error arrives (and at
-        least every 50 ms, for predicates that look at other state).  A
-        handler error recorded meanwhile is raised at once.  After
-        *timeout* seconds (default :data:`WAIT_TIMEOUT`)
-        :exc:`TimeoutError` is raised, naming *what* was awaited and what
-        arrived instead.
-        """
+    def wait_for(self, predicate, timeout, what):
         timeout = _check_timeout(timeout)
         if _AWAITING.get():
             return _AsyncWait(self, predicate, timeout, what)
         deadline = time.monotonic() + timeout
-        cond = self._cond
+        cond = self.cond
         while True:
             with cond:
                 seen = cond.changes
@@ -318,80 +324,72 @@ class _Recorder:
                 return result
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise self._timeout_error(timeout, what)
+                raise self.timeout_error(timeout, what)
             with cond:
                 if cond.changes == seen:
                     cond.wait(min(remaining, _RECHECK))
 
-    async_wait_for = _awaitable(wait_for)
-
-    def _wait_count(self, kind, count, timeout, accept=None):
+    def wait_count(self, kind, count, timeout, accept=None):
         _check_count(count)
         label = kind if accept is None else "closed " + kind
 
         def enough():
-            items = self._snapshot(kind)
+            items = self.snapshot(kind)
             if accept is not None:
                 items = [item for item in items if accept(item)]
             return _Found(items) if len(items) >= count else None
         return self.wait_for(enough, timeout, "%d %s" % (count, label))
 
-    def _timeout_error(self, timeout, what):
-        return TimeoutError("%r: waited %.3g s for %s; received %s"
-                            % (self, timeout, what, self._summary()))
+    def timeout_error(self, timeout, what):
+        owner = self._owner
+        ready = getattr(owner, "ready", None)
+        idle = "" if ready is None or ready.is_set() else " (and it was not serving)"
+        return TimeoutError("%r: waited %.3g s for %s; received %s%s"
+                            % (owner, timeout, what, owner._summary(), idle))
 
     # -- errors -----------------------------------------------------------
 
-    def _record_error(self, exc):
-        with self._cond:
+    def record_error(self, exc):
+        with self.cond:
             if any(e is exc for e in self._errors):
                 return      # raised into a handler (by stop()) and out again
             # The list is a record store too: a handler that fails on every
             # request of a long run must not hold every traceback.  When it
             # is full, an error already raised makes room for the new one.
-            if len(self._errors) >= self.max_records and len(self._errors) > self._unreported:
+            limit = self._owner.max_records
+            if len(self._errors) >= limit and len(self._errors) > self._unreported:
                 del self._errors[0]
                 self._errors_dropped += 1
-            if len(self._errors) < self.max_records:
+            if len(self._errors) < limit:
                 self._errors.append(exc)
                 self._unreported += 1
             else:
                 self._errors_dropped += 1
-            self._cond.notify_all()
+            self.cond.notify_all()
 
-    @property
     def errors(self):
-        """A list of the exceptions raised in handlers, oldest first."""
-        with self._cond:
+        with self.cond:
             return list(self._errors)
 
-    def take_errors(self):
-        """Return the recorded handler errors and forget them.
+    def has_errors(self):
+        with self.cond:
+            return bool(self._errors)
 
-        A test that provokes errors on purpose takes them, checks them, and
-        then :meth:`stop` does not raise them.
-        """
-        with self._cond:
+    def take_errors(self):
+        with self.cond:
             errors, self._errors = self._errors, []
             self._unreported = self._errors_dropped = 0
             return errors
 
     def raise_errors(self):
-        """Raise the oldest handler error not raised before, if any.
-
-        A note on the exception names the server and counts the errors
-        that followed it; all of them stay in :attr:`errors`.  :meth:`stop`
-        and the ``wait_...`` helpers call this; a test may call it at any
-        point to fail fast.
-        """
-        with self._cond:
+        with self.cond:
             if not self._unreported:
                 return
             pending = self._errors[-self._unreported:]
             self._unreported = 0
             dropped = self._errors_dropped
         first = pending[0]
-        note = "raised in a handler of %r" % (self,)
+        note = "raised in a handler of %r" % (self._owner,)
         if len(pending) > 1:
             note += "; %d more handler errors followed: %s (see .errors)" % (
                 len(pending) - 1, ", ".join(repr(e) for e in pending[1:4]))

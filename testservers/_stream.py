@@ -175,13 +175,17 @@ class _StreamServer(_BaseServer):
             if os.name == "posix":
                 # Lets a restart re-bind while this connection is in TIME_WAIT.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._spawn_connection(sock, peer, self._connection)
+        self._spawn_connection(sock, peer, self._connection, self._new_connection)
+
+    def _new_connection(self, sock, peer, conn_id):
+        # On the service thread, which accepts in order: the records are
+        # in accept order whatever thread runs first.
+        sock._record = Connection(conn_id, peer, self.record_data)
+        sock._server = self
+        self._append_record("connections", sock._record)
 
     def _connection(self, sock, peer, conn_id):
-        record = Connection(conn_id, peer, self.record_data)
-        sock._record = record
-        sock._server = self
-        self._append_record("connections", record)
+        record = sock._record
         try:
             self._fault_wait(self._faults.accept_delay)
             if self.sslctx is not None:

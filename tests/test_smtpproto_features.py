@@ -561,3 +561,40 @@ def test_transcript_is_bounded(feed_mode):
                                   "S: 500 5.5.6 Error: line too long", "C: NOOP",
                                   "S: 250 2.0.0 OK"]
     assert SMTPSession(HOST, max_transcript=0).transcript == []
+
+
+def test_a_scripted_use_is_claimed_before_its_callable_runs():
+    # Two connections took the last use of a times=1 callable reply at
+    # once: it answered both.  Now the first claims it; the second runs
+    # its command as usual.
+    import threading
+    from testservers._smtprecords import Scripts
+    from conftest import TIMEOUT
+    scripts = Scripts(lambda lines: lines)
+    started, release, results = threading.Event(), threading.Event(), []
+
+    def reply(arg):
+        started.set()
+        release.wait(TIMEOUT)
+        return ["451 4.3.0 busy"]
+    scripts.add("RCPT", reply, 1, False)
+    first = threading.Thread(target=lambda: results.append(scripts.take("RCPT", "a")))
+    first.start()
+    try:
+        assert started.wait(TIMEOUT)
+        assert scripts.take("RCPT", "b") is None
+    finally:
+        release.set()
+        first.join(TIMEOUT)
+    assert results == [(["451 4.3.0 busy"], False)]
+
+
+def test_a_use_given_back_by_a_callable_stays_in_order_and_undo_wins():
+    from testservers._smtprecords import Scripts
+    scripts = Scripts(lambda lines: lines)
+    passing = scripts.add("MAIL", lambda arg: None, 1, False)
+    scripts.add("MAIL", ["452 later"], 1, False)
+    assert scripts.take("MAIL", "x") is None        # the callable let it run...
+    assert scripts.take("MAIL", "x") is None        # ... and still comes first
+    scripts.remove(passing)
+    assert scripts.take("MAIL", "x") == (["452 later"], False)

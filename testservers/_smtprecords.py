@@ -116,13 +116,14 @@ class Scripts:
         self._check = check
 
     def add(self, command, lines, times, close):
-        entry = [command, lines, times, close]
+        entry = [command, lines, times, close, False]     # False: not removed
         with self._lock:
             self._entries.append(entry)
         return entry
 
     def remove(self, entry):
         with self._lock:
+            entry[4] = True     # a use given back later stays removed
             # By identity: two entries may be equal.
             self._entries[:] = [e for e in self._entries if e is not entry]
 
@@ -133,26 +134,37 @@ class Scripts:
     def take(self, command, arg):
         """Return ``(lines, close)`` for *command* and count it, or None.
 
-        The exceptions of a callable reply propagate.
+        The entry is claimed under the lock before a callable reply runs
+        (without it), so two connections cannot both take the last use of
+        an entry; a callable that returns None gives the use back.  The
+        exceptions of a callable reply propagate (the use is spent).
         """
         if not self._entries:       # the common case, without the lock
             return None
         with self._lock:
-            entry = next((e for e in self._entries if e[0] == command), None)
-        if entry is None:
-            return None
+            at, entry = next(((i, e) for i, e in enumerate(self._entries)
+                              if e[0] == command), (None, None))
+            if entry is None:
+                return None
+            if entry[2] is not None:
+                entry[2] -= 1
+                if entry[2] <= 0:
+                    del self._entries[at]
         lines = entry[1]
         if callable(lines):     # the test's code: run without the lock
             lines = lines(arg)
             if lines is None:
+                self._give_back(at, entry)
                 return None
             lines = self._check(lines)
-        with self._lock:
-            if entry[2] is not None:
-                entry[2] -= 1
-                if entry[2] <= 0:
-                    self._entries[:] = [e for e in self._entries if e is not entry]
         return lines, entry[3]
+
+    def _give_back(self, at, entry):
+        with self._lock:
+            if entry[2] is not None and not entry[4]:
+                entry[2] += 1
+                if not any(e is entry for e in self._entries):
+                    self._entries.insert(min(at, len(self._entries)), entry)
 
     def __getstate__(self):
         # Process mode sends a server's state across: the lock stays here.

@@ -162,3 +162,19 @@ class ProtocolTwinsTest(unittest.IsolatedAsyncioTestCase):
             await reader.read()
             writer.close()
             await writer.wait_closed()
+
+
+class StrictAsyncWithTest(unittest.IsolatedAsyncioTestCase):
+    # async with must decide as with does: the block's own exception wins
+    # over unused expectations; without one, the expectations fail it.
+
+    async def test_the_blocks_exception_wins(self):
+        with self.assertRaises(KeyError):
+            async with TestHTTPServer(strict=True) as server:
+                server.expect("GET", "/never")
+                raise KeyError("from the block")
+
+    async def test_unused_expectations_fail_the_exit(self):
+        with self.assertRaisesRegex(AssertionError, "not used as declared"):
+            async with TestHTTPServer(strict=True) as server:
+                server.expect("GET", "/never")

@@ -247,6 +247,18 @@ class _CannedMixin:
             with self._cond:
                 self._strict_seen = self._strict_state()
 
+    async def __aexit__(self, *exc_info):
+        if exc_info[0] is None:
+            return await super().__aexit__(*exc_info)
+        with self._cond:                # as __exit__: the exception wins
+            self._no_strict_check += 1
+        try:
+            return await super().__aexit__(*exc_info)
+        finally:
+            with self._cond:
+                self._no_strict_check -= 1
+                self._strict_seen = self._strict_state()
+
     def _without_strict_check(self, func, *args):
         with self._cond:
             self._no_strict_check += 1

@@ -305,6 +305,13 @@ def test_http_sink_repeats_headers_and_replaces_server_and_date():
         assert sink.terminate() == 0 and sink.stderr == ""
 
 
+def test_http_sink_sends_the_body_bytes_it_was_given():
+    with Sink("http", "--body", os.fsdecode(b"caf\xc3\xa9 \xff")) as sink:
+        url = "http://127.0.0.1:%d/" % sink.port
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            assert response.read() == b"caf\xc3\xa9 \xff"
+        assert sink.terminate() == 0 and sink.stderr == ""
+
 def test_http_sink_escapes_what_the_client_sent():
     with Sink("http") as sink:
         with socket.create_connection(("127.0.0.1", sink.port), TIMEOUT) as c:

@@ -114,7 +114,8 @@ def _smtp(args, out):
 
 def _http(args, out):
     from ._http import TestHTTPServer
-    payload = args.body.encode("utf-8")
+    # The bytes given on the command line, even those that are not UTF-8.
+    payload = args.body.encode("utf-8", "surrogateescape")
     given = {name.lower() for name, _ in args.header}
 
     def handler(request):

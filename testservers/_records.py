@@ -128,7 +128,9 @@ def _awaitable(wait):
     twin.__qualname__ = wait.__qualname__.rpartition(".")[0] + "." + twin.__name__
     twin.__doc__ = ("Await what :meth:`%s` returns, without blocking the event loop.\n\n"
                     "The arguments, the timeout message and the handler errors raised\n"
-                    "at once are those of :meth:`%s`." % (wait.__name__, wait.__name__))
+                    "at once are those of :meth:`%s`; the condition is looked at again\n"
+                    "each time a record or an error arrives (not on a timer)."
+                    % (wait.__name__, wait.__name__))
     return twin
 
 

@@ -776,3 +776,18 @@ def test_a_context_of_your_own_is_counted_and_stays_usable():
             s.sendall(b"y")
     finally:
         thread.join(TIMEOUT)
+
+
+def test_starttls_takes_a_scenario_name():
+    with testservers.TestSMTPServer(starttls=True, starttls_context="expired") as server:
+        with smtplib.SMTP("localhost", server.port, timeout=TIMEOUT) as client:
+            with pytest.raises(ssl.SSLCertVerificationError) as refused:
+                client.starttls(context=testservers.client_ssl_context())
+        assert refused.value.verify_code == 10      # X509_V_ERR_CERT_HAS_EXPIRED
+    assert server.messages == []
+
+
+@pytest.mark.parametrize("value, exc", [("bogus", ValueError), (True, TypeError), (1, TypeError)])
+def test_starttls_context_is_checked(value, exc):
+    with pytest.raises(exc):
+        testservers.TestSMTPServer(starttls=True, starttls_context=value)

@@ -65,6 +65,14 @@ def _check_params(what, func, names, keywords=()):
     return accepted
 
 
+def _is_context(value):
+    try:
+        import ssl
+    except ImportError:         # a Python built without OpenSSL
+        return False
+    return isinstance(value, ssl.SSLContext)
+
+
 class TestSMTPServer(_StreamServer):
     """An SMTP server that records every message and hands it to a handler.
 
@@ -115,6 +123,10 @@ class TestSMTPServer(_StreamServer):
                              "exclude each other; choose one")
         if starttls_context is not None and not starttls:
             raise ValueError("starttls_context needs starttls=True or 'required'")
+        if not (starttls_context is None or isinstance(starttls_context, str)
+                or _is_context(starttls_context)):
+            raise TypeError("starttls_context must be an ssl.SSLContext, a name from "
+                            "TLS_SCENARIOS or None, not %r" % (starttls_context,))
         if not (auth is None or callable(auth) or isinstance(auth, collections.abc.Mapping)):
             raise TypeError("auth must be None, a dict {user: password} or a "
                             "callable(user, password), not %r" % (auth,))
@@ -157,8 +169,11 @@ class TestSMTPServer(_StreamServer):
             # applies to the implicit one in the base class.
             from ._tls import _check_client_auth, server_ssl_context
             _check_client_auth(client_auth)
-            if starttls_context is None:
-                starttls_context = server_ssl_context(client_auth=client_auth)
+            if starttls_context is None or isinstance(starttls_context, str):
+                # A name from TLS_SCENARIOS: the bundled certificate that
+                # clients must refuse, after STARTTLS.
+                starttls_context = server_ssl_context(scenario=starttls_context,
+                                                      client_auth=client_auth)
             elif client_auth is not False:
                 raise ValueError("client_auth applies to the bundled certificate; for "
                                  "a starttls_context of your own, set its verify_mode")

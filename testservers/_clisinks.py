@@ -10,8 +10,10 @@ import threading
 
 from ._logformats import parse_syslog, split_syslog_stream
 
-# Fields that frame the response or manage the connection (RFC 9112 6 and
-# 9.6, RFC 9110 7.6.1, 7.8): the http sink sends them and --header may not.
+# Fields that frame the response or manage the connection: the http sink
+# sends them and --header may not.  Content-Length and Transfer-Encoding
+# (RFC 9112 6), Connection and the Keep-Alive it names (RFC 9110 7.6.1),
+# Upgrade (7.8), Trailer (6.6.2) and TE (10.1.4).
 OWNED_FIELDS = frozenset(["content-length", "transfer-encoding", "connection",
                           "keep-alive", "upgrade", "trailer", "te"])
 # RFC 9110 8.6: no Content-Length on a 204; on a 304 it would describe the

@@ -57,7 +57,20 @@ _StreamHandler = Union[None, Callable[[socketserver.StreamRequestHandler], objec
                        Type[socketserver.BaseRequestHandler]]
 _DatagramHandler = Union[None, Callable[[socketserver.DatagramRequestHandler], object],
                          Type[socketserver.BaseRequestHandler]]
-_HTTPHandler = Optional[Callable[[http.server.BaseHTTPRequestHandler], object]]
+
+
+class _HTTPRequestHandler(http.server.BaseHTTPRequestHandler):
+    # What an HTTP handler is called with: a BaseHTTPRequestHandler with the
+    # server's additions (a name of the stub only; the class is private).
+    record: "Request"
+    def body(self) -> bytes: ...
+    def respond(self, status: int = ..., *, headers: Any = ..., body: Any = ...,
+                json: Any = ..., chunk_delay: float = ...,
+                truncate: Optional[int] = ...) -> None: ...
+
+
+_HTTPHandler = Union[None, Callable[[_HTTPRequestHandler], object],
+                     Type[http.server.BaseHTTPRequestHandler]]
 # handler(peer, mailfrom, rcpttos, data) -> None or a reply line; data is a
 # str with decode_data true, else bytes.
 _SMTPHandler = Optional[Callable[[Any, str, List[str], Any], Optional[str]]]
@@ -367,7 +380,7 @@ class TestSMTPServer(_StreamServer):
                  decode_data: bool = ..., auth: _SMTPAuth = ..., auth_required: bool = ...,
                  auth_mechanisms: Optional[Iterable[Any]] = ...,
                  starttls: Union[bool, str] = ...,
-                 starttls_context: Optional[ssl.SSLContext] = ...,
+                 starttls_context: Union[ssl.SSLContext, str, None] = ...,
                  sslctx: Optional[ssl.SSLContext] = ..., tls: Union[bool, str] = ...,
                  client_auth: Union[bool, str] = ...,
                  size_limit: int = ..., max_recipients: int = ...,

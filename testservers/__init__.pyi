@@ -20,8 +20,8 @@ import ssl
 import subprocess
 import threading
 import unittest
-from typing import (Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional,
-                    Pattern, Tuple, Type, TypeVar, Union)
+from typing import (Any, BinaryIO, Callable, ClassVar, Dict, Iterable, List, Mapping,
+                    Optional, Pattern, Tuple, Type, TypeVar, Union)
 
 __version__: str
 
@@ -177,6 +177,11 @@ class Request:
     def form(self) -> Dict[str, List[str]]: ...
     def files(self) -> Dict[str, List[Any]]: ...
     def json(self) -> Any: ...
+    @property
+    def body_size(self) -> int: ...
+    @property
+    def spooled(self) -> bool: ...
+    def body_file(self) -> BinaryIO: ...
 
 
 class UnexpectedRequest(AssertionError): ...
@@ -418,6 +423,7 @@ class TestHTTPServer(_StreamServer):
     max_header_size: int
     max_headers: int
     max_body_size: Optional[int]
+    spool_threshold: int
     def __init__(self, listen_addr: _ListenAddr = ..., handler: _HTTPHandler = ...,
                  poll_interval: float = ..., log: bool = ...,
                  sslctx: Optional[ssl.SSLContext] = ..., *, tls: Union[bool, str] = ...,
@@ -426,7 +432,8 @@ class TestHTTPServer(_StreamServer):
                  close_unframed: bool = ..., request_timeout: Optional[float] = ...,
                  keep_alive_timeout: Optional[float] = ..., max_request_line: int = ...,
                  max_header_size: int = ..., max_headers: int = ...,
-                 max_body_size: Optional[int] = ...) -> None: ...
+                 max_body_size: Optional[int] = ...,
+                 spool_threshold: int = ...) -> None: ...
     @property
     def server_port(self) -> int: ...
     @property
@@ -465,7 +472,8 @@ class TestUnixHTTPServer(TestHTTPServer):
                  close_unframed: bool = ..., request_timeout: Optional[float] = ...,
                  keep_alive_timeout: Optional[float] = ..., max_request_line: int = ...,
                  max_header_size: int = ..., max_headers: int = ...,
-                 max_body_size: Optional[int] = ...) -> None: ...
+                 max_body_size: Optional[int] = ...,
+                 spool_threshold: int = ...) -> None: ...
     @property
     def server_port(self) -> None: ...  # type: ignore[override]
 

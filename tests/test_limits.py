@@ -48,8 +48,10 @@ def test_child_process_server_binds_loopback_too():
 @pytest.mark.parametrize("sink", ["smtp", "http", "tcp", "udp", "syslog"])
 def test_command_line_listens_on_loopback_by_default(sink):
     from testservers import _cli
-    args = _cli._parser().parse_args([sink])
-    assert (args.host, args.port) == ("127.0.0.1", 0)
+    parser = _cli._parser()
+    args = parser.parse_args([sink])
+    _cli._check(args, parser)       # where the defaults are filled in
+    assert args.address == ("127.0.0.1", 0)
 
 
 # -- record stores ---------------------------------------------------------------------

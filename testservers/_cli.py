@@ -162,7 +162,7 @@ def _parser():
                           help="offer STARTTLS and refuse mail before it (530)")
     smtp.add_argument("--auth", type=_user, action="append", default=[],
                       metavar="USER:PASSWORD",
-                      help="accept AUTH PLAIN/LOGIN for this user (repeatable)")
+                      help="accept AUTH (CRAM-MD5, PLAIN, LOGIN) for this user (repeatable)")
     smtp.add_argument("--require-auth", action="store_true",
                       help="refuse mail before AUTH (530); needs --auth")
     http = sub.choices["http"]

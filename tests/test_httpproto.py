@@ -222,6 +222,21 @@ def test_parsing_rules(name, feed_mode):
     assert first_status(data, feed_mode) == expected
 
 
+@pytest.mark.parametrize("data, status", [
+    (GET + b"X-Big: " + b"b" * 4080 + b"\r\n\r\n", 200),        # max_header_size exactly
+    (GET + b"X-Big: " + b"b" * 4081 + b"\r\n\r\n", 431),
+    (GET + b"".join(b"X-%d: v\r\n" % i for i in range(19)) + b"\r\n", 200),     # 20 lines
+    (GET + b"".join(b"X-%d: v\r\n" % i for i in range(20)) + b"\r\n", 431),
+    (b"GET /" + b"a" * 1010 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 200),   # 1024 bytes
+    (b"GET /" + b"a" * 1011 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 414),
+    (b"G" * 64 + b" / HTTP/1.1\r\n" + HOST + b"\r\n", 200),
+], ids=["header-size", "header-size+1", "headers", "headers+1", "line", "line+1", "method"])
+def test_limits_at_their_edge(data, status, feed_mode):
+    # A whole head in the buffer takes a quicker path than one that
+    # arrives in pieces: both give the same answer at every limit's edge.
+    assert first_status(data, feed_mode) == status
+
+
 def test_same_events_whole_and_bytewise():
     for name, (data, _) in sorted(CASES_TABLE.items()):
         got = []

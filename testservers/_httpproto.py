@@ -260,6 +260,10 @@ class ServerConnection:
         head, buf = self.head, self._buf
         if head.method is None:
             if not self._start_checked:
+                if self._empty_lines == 0:
+                    event = self._whole_head()
+                    if event is not None:
+                        return event
                 # A first word that is no method: TLS, or binary garbage.
                 bad = _NOT_TCHAR.search(buf, 0, _METHOD_PEEK + 1)
                 if bad is None and len(buf) <= _METHOD_PEEK:
@@ -290,6 +294,41 @@ class ServerConnection:
             if field == "":
                 head.raw = b"\r\n".join(raw) + b"\r\n"
                 return self._head_done()
+
+    def _whole_head(self):
+        """Take a head that is all in the buffer and plainly valid, at once.
+
+        The common case, taken line by line, costs a call per line; here
+        the head is split once.  Anything this does not accept as it
+        stands (an empty line first, a bare LF, a limit reached, a field
+        that is not plain) is left to the line by line path, which then
+        gives the answer the rules give, so that both paths agree.
+        """
+        buf = self._buf
+        end = buf.find(b"\r\n\r\n", 0, self.max_request_line + self.max_header_size + 4)
+        if end < 0:
+            return None
+        block = bytes(buf[:end])
+        lines = block.split(b"\r\n")
+        count = len(lines) - 1
+        line = lines[0]
+        if (block.count(b"\n") != count or count > self.max_headers
+                or len(line) > self.max_request_line or line.find(b" ") > _METHOD_PEEK
+                or end - len(line) > self.max_header_size
+                or _REQUEST_LINE.fullmatch(line) is None):
+            return None
+        fields = []
+        for field in lines[1:]:
+            name, colon, value = field.partition(b":")
+            if not colon or not _TOKEN.fullmatch(name) or b"\0" in value or b"\r" in value:
+                return None
+            fields.append((name.decode("ascii"), value.decode("latin-1").lstrip(_OWS)))
+        self._parse_request_line(line)
+        del buf[:end + 4]
+        head = self.head
+        head.raw = block + b"\r\n\r\n"
+        head.fields = fields
+        return self._head_done()
 
     def _parse_request_line(self, line):
         head = self.head

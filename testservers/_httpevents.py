@@ -1,13 +1,37 @@
-"""The events of the HTTP core, its deadlines, and response framing.
+"""The HTTP core's events, deadlines, limits and grammar, and response framing.
 
 ``_httpproto``'s :class:`~_httpproto.ServerConnection` returns these
-events; :func:`response_framing` and :func:`connection_value` are the
-response side of the same rules.  No socket here either.
+events and applies these limits; :func:`response_framing` and
+:func:`connection_value` are the response side of the same rules.  No
+socket here either.
 """
 
 import collections
+import re
+import urllib.parse
 
 __all__ = []
+
+REQUEST_TIMEOUT = 10.0          # s: the head within this of its first byte; each body read
+KEEP_ALIVE_TIMEOUT = 60.0       # s an idle persistent connection stays open
+MAX_REQUEST_LINE = 8192         # bytes, without CRLF -> 414
+MAX_HEADER_SIZE = 65536         # bytes of header lines (and of trailers) -> 431
+MAX_HEADERS = 100               # header lines, http.client's own limit -> 431
+MAX_BODY_SIZE = 64 * 1024 * 1024    # bytes of decoded body -> 413
+MAX_CHUNK_LINE = 4096           # bytes of a chunk size line with its extensions
+_MAX_EMPTY_LINES = 8            # CRLFs ignored before a request line (RFC 9112 2.2)
+_METHOD_PEEK = 64               # a method longer than this is not HTTP
+
+_TCHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"                   # RFC 9110 5.6.2
+_TOKEN = re.compile(_TCHARS + rb"+")
+_NOT_TCHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_REQUEST_LINE = re.compile(rb"(%s+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHARS)
+# RFC 9112 7.1; the extensions are ignored, but they hold no NUL, bare CR
+# or other control character (RFC 9110 5.5).
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_OWS = " \t"                    # RFC 9110 5.6.3; str.strip() would also eat \x0b, \x85...
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"     # RFC 9110 10.1.1
 
@@ -110,3 +134,22 @@ def response_framing(method, status, lengths, chunked):
         value = lengths[0].strip()
         return FRAMED, (int(value) if len(lengths) == 1 and value.isdigit() else None)
     return UNFRAMED, None
+
+
+def _diagnose(line):
+    """Return the Rejected that says what is wrong with a bad request line."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
+        return Rejected(400, "malformed request line: %r" % line[:80])
+    return Rejected(400, "malformed HTTP version: %r" % parts[2][:20])
+
+
+def _bad_target(target):
+    """Tell whether an absolute-form *target* is one urlsplit() refuses."""
+    if target.startswith("/") or target == "*":
+        return False
+    try:
+        urllib.parse.urlsplit(target)       # RFC 9112 3.2.2
+    except ValueError:          # an unbalanced "[" in the authority, say
+        return True
+    return False

@@ -645,14 +645,16 @@ class FakeSocket:
         return -1
 
 
-def test_the_wire_switches_the_socket_timeout_only_on_a_change():
+def test_the_pump_switches_the_socket_timeout_only_on_a_change():
     from testservers._httpproto import ServerConnection
-    from testservers._httpwire import _Wire
+    from testservers._pump import _Pump
     request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
     sock = FakeSocket(*[request] * 5)
-    wire, proto = _Wire(sock), ServerConnection(request_timeout=10, keep_alive_timeout=60)
+    pump = _Pump(None, sock, None)
+    proto = ServerConnection(request_timeout=10, keep_alive_timeout=60)
     for _ in range(5):
-        proto.receive_data(wire.recv(proto.deadline()))
+        deadline = proto.deadline()
+        proto.receive_data(pump.recv(65536, deadline.at, deadline.each))
         while not proto.complete:
             proto.next_event()
         proto.start_next()

@@ -21,7 +21,7 @@ import urllib.parse
 from ._httpbody import SPOOL_THRESHOLD
 from ._httpcanned import _CannedMixin
 from ._httpadapter import adapted
-from ._httpconn import _Pump, _RequestHandler
+from ._httpconn import _Exchange, _RequestHandler
 from ._httpproto import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
                          MAX_REQUEST_LINE, REQUEST_TIMEOUT)
 from ._records import WAIT_TIMEOUT, _awaitable
@@ -113,7 +113,7 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
                          client_auth=client_auth)
 
     def _serve_connection(self, sock, peer, record):
-        pump = sock._testservers_pump = _Pump(self, sock, record)
+        pump = sock._testservers_pump = _Exchange(self, sock, record)
         handler = self._handler
         try:
             (adapted(handler) if isinstance(handler, type) else _RequestHandler)(

@@ -1,7 +1,7 @@
 """One HTTP/1.1 connection: the core's events, for http.server handlers.
 
-:class:`_Pump` feeds the sans-IO core (``_httpproto``) from the
-connection's :class:`~_httpwire._Wire` and collects each request: its head,
+:class:`_Exchange` feeds the sans-IO core (``_httpproto``) from the
+connection's pump (``_pump._Pump``, as SMTP's) and collects each request: its head,
 its decoded body (spooled to a file when large, ``_httpbody``) and its
 record.  Requests the core refuses it answers itself (400, 408, 413, 414,
 417, 431, 501, 505), and then the connection closes.
@@ -18,7 +18,6 @@ replays each request as it was sent once the pump accepted it whole
 import email.utils
 import http.client
 import http.server
-import socket
 
 from ._httpadapter import _Adapter
 from ._httpbody import _Spool, body_stream
@@ -26,18 +25,19 @@ from ._httpcanned import Request
 from ._httpproto import (CONTINUE, NEED_DATA, Data, EndOfMessage, Rejected, RequestHead,
                          ServerConnection, connection_value)
 from ._httpreply import _Reply, _started
-from ._httpwire import _ResponseWriter, _Wire
+from ._httpwire import _ResponseWriter
+from ._pump import RECV_SIZE, _Pump
 
 __all__ = []
 
 
-class _Pump:
+class _Exchange:
     """Read one connection's requests whole, through the core."""
 
     def __init__(self, server, sock, record):
         self.server = server
         self.conn_record = record
-        self.wire = _Wire(sock)
+        self.wire = _Pump(server, sock, record)     # the one connection pump
         self.writer = _ResponseWriter(self.wire)
         self.proto = ServerConnection(
             max_request_line=server.max_request_line, max_header_size=server.max_header_size,
@@ -67,9 +67,9 @@ class _Pump:
             while True:
                 event = proto.next_event()
                 if event is NEED_DATA:
-                    try:
-                        data = wire.recv(proto.deadline())
-                    except socket.timeout:
+                    deadline = proto.deadline()
+                    data = wire.recv(RECV_SIZE, deadline.at, deadline.each)
+                    if data is None:
                         event = proto.timed_out()
                     else:
                         proto.receive_data(data)

@@ -1,27 +1,20 @@
-"""The HTTP adapter's socket I/O: one reader/writer, and the response writer.
+"""The HTTP response writer: the ``wfile`` handlers write to.
 
-:class:`_Wire` is the only place where the HTTP front end touches its
-socket: it receives with the deadline the core (``_httpproto``) names,
-changing the socket timeout only when the value changes, sends, and
-drains a client before the close.  :class:`_ResponseWriter` is the
-``wfile`` handlers write to: it frames what they declared and sends each
-response in as few writes as it can.
+:class:`_ResponseWriter` frames what a handler declared and sends each
+response in as few writes as it can, through the connection's pump
+(``_pump._Pump``, the one place where the HTTP front end touches its
+socket, as the SMTP one does).
 """
 
 import io
 import re
-import socket
-import time
 
 from ._httpproto import FRAMED, INTERIM, RAW, response_framing
 
 __all__ = []
 
-RECV_SIZE = 65536               # bytes asked of each recv()
 RESPONSE_BUFFER = 1024 * 1024   # unframed response bytes held before streaming
-LINGER_TIMEOUT = 2.0            # s to drain a client after an error response
 _MAX_HEAD_SCAN = 65536          # bytes of a raw-written head looked at
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 # The writer's states.  _HEAD: the head is not complete yet.  _FRAMED: the
 # head frames the body (or there is none); writes pass through.  _UNFRAMED:
@@ -36,59 +29,6 @@ _PASSING = (_FRAMED, _STREAM, _RAW)
 _STATUS_LINE = re.compile(rb"http/[0-9]\.[0-9] ([1-5][0-9][0-9])(?: |\r\n)")
 _FRAMING_FIELD = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:([^\r\n]*)")
-
-
-class _Wire:
-    """Receive and send on one connection's socket; nothing else does."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self._timeout = sock.gettimeout()
-
-    def recv(self, deadline):
-        """Return the next bytes (``b""`` at the end), waiting as *deadline* allows.
-
-        *deadline* is the core's :data:`~_httpproto.Deadline`; past it,
-        :exc:`socket.timeout` is raised.
-        """
-        timeout = deadline.each
-        if deadline.at is not None:
-            remaining = deadline.at - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout("timed out")
-            if remaining < timeout:
-                timeout = remaining
-        if timeout != self._timeout:    # each change costs system calls: only on a change
-            self.sock.settimeout(timeout)
-            self._timeout = timeout
-        return self.sock.recv(RECV_SIZE)
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def fileno(self):
-        return self.sock.fileno()
-
-    def drain(self, linger):
-        """Read what the client still sends, for a while, before closing.
-
-        Closing with unread bytes makes the kernel send a reset, which can
-        destroy the error response before the client reads it.  With
-        *linger* false only bytes already there are waited out.
-        """
-        sock = self.sock
-        try:
-            if not linger:
-                sock.settimeout(0)
-                if not socket.socket.recv(sock, 1, socket.MSG_PEEK | _MSG_DONTWAIT):
-                    return
-            socket.socket.shutdown(sock, socket.SHUT_WR)
-            sock.settimeout(LINGER_TIMEOUT)
-            for _ in range(16):
-                if not sock.recv(RECV_SIZE):
-                    return
-        except OSError:
-            pass
 
 
 class _ResponseWriter(io.BufferedIOBase):

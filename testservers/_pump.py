@@ -29,6 +29,9 @@ _MSG_PEEK = int(socket.MSG_PEEK)    # a plain int: IntFlag.__and__ is slow per c
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _SSL_ERROR = ssl.SSLError if ssl is not None else ()
 
+RECV_SIZE = 65536       # bytes asked of each recv()
+_KEEP = object()        # recv(): leave the timeout as it is
+
 #: How long a client is read from, at most, after an error reply, before
 #: the server closes: closing with unread bytes sends a reset, which can
 #: destroy the reply before the client reads it.
@@ -116,7 +119,7 @@ class _Counting:
             return method(*args)
         except OSError as exc:      # socket.timeout and ssl.SSLError included
             # Tagged: only an error of the connection's own I/O may pass for
-            # the peer going away (see _BaseServer._run_connection).
+            # the peer going away (see _loop._Connections._run).
             exc._testservers_io = True
             if isinstance(exc, ConnectionResetError) and self._record is not None \
                     and self._record.closed_by is None:
@@ -173,12 +176,16 @@ class _Pump:
             self.sock.settimeout(seconds)
             self._timeout = seconds
 
-    def recv(self, size=65536, deadline=None):
+    def recv(self, size=RECV_SIZE, deadline=None, timeout=_KEEP):
         """Return what arrived: ``b""`` at the end, ``None`` on a timeout.
 
-        *deadline*, a :func:`time.monotonic` time, bounds this read below
-        the connection's timeout (a whole-request deadline).
+        *timeout* (if given) becomes the connection's timeout for each
+        read, as :meth:`set_timeout` sets it; *deadline*, a
+        :func:`time.monotonic` time, bounds this read below it (a
+        whole-request deadline).
         """
+        if timeout is not _KEEP:
+            self.set_timeout(timeout)
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -197,6 +204,9 @@ class _Pump:
 
     def send(self, data):
         self.sock.sendall(data)
+
+    def fileno(self):
+        return self.sock.fileno()
 
     def upgrade(self, context):
         """Hand the connection over to TLS (STARTTLS); False if that failed.
@@ -226,7 +236,7 @@ class _Pump:
             socket.socket.shutdown(sock, socket.SHUT_WR)
             self.set_timeout(LINGER_TIMEOUT)
             for _ in range(16):
-                if not sock.recv(65536):
+                if not sock.recv(RECV_SIZE):
                     return
         except OSError:
             pass

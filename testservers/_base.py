@@ -35,17 +35,16 @@ No lock is ever held across ``Thread.join()``.
 import inspect
 import logging
 import os
-import re
 import selectors
 import socket
 import socketserver
-import stat
-import tempfile
 import threading
 import time
 
+from ._address import (addr_text, client_host, open_listener, parse_address, path_identity,
+                       refuse_host_string, unlink_own_path)
 from ._faults import Fault, _FaultState, _check_number
-from ._loop import _Connections, _is_disconnect, _Outcome, _ServiceLoop, _where
+from ._loop import _Connections, _ServiceLoop, _where
 from ._records import MAX_RECORDS, _awaitable, _RecordStore
 
 __all__ = []
@@ -55,26 +54,8 @@ _log = logging.getLogger("testservers")
 #: How long :meth:`_BaseServer.stop` waits for threads by default.
 STOP_TIMEOUT = 30.0
 
-#: The host a server binds when it is given only a port, or nothing.
-DEFAULT_HOST = "127.0.0.1"
-
-_PATH_TYPES = (str, bytes, os.PathLike)
-
 #: How long a fault waits for the service loop to carry it out.
 LOOP_TIMEOUT = 30.0
-
-# A string that reads as a host name (RFC 1123 labels) or an IP literal:
-# given alone where (host, port) was meant, it must not become a file name.
-_HOST_LIKE = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?|[0-9A-Fa-f:.%]*:[0-9A-Fa-f:.%]*|\[.*\]")
-
-
-def _is_ip_literal(host, family):
-    try:
-        socket.inet_pton(family, host.split("%", 1)[0])
-    except (OSError, ValueError, TypeError, AttributeError):
-        return False
-    return True
-
 
 class _BaseServer:
     """The lifecycle shared by every server class.
@@ -95,7 +76,7 @@ class _BaseServer:
     handler_class_base = socketserver.BaseRequestHandler
 
     def __init__(self, listen_addr=None, handler=None, poll_interval=0.5):
-        self._refuse_host_string(listen_addr)
+        refuse_host_string(type(self), listen_addr)
         self._check_handler(handler)
         # Accepted for the test_logging signature; the loop never polls, so
         # the value changes nothing (stop() wakes the loop at once).
@@ -117,7 +98,7 @@ class _BaseServer:
         self.socket = None
         if vars(self).pop("_restoring", False):
             return          # _restore_state() takes the address over and binds
-        self.family, self._bind_addr = self._parse_address(listen_addr)
+        self.family, self._bind_addr, self._tmpdir = parse_address(type(self), listen_addr)
         try:
             self._bind(reuse=False)
         except BaseException:
@@ -150,81 +131,20 @@ class _BaseServer:
             raise TypeError("%s calls its handler as handler(%s); %r takes %s"
                             % (type(self).__name__, names, handler, signature)) from None
 
-    # -- addresses and binding -------------------------------------------
-
-    def _refuse_host_string(self, addr):
-        # TestTCPServer("127.0.0.1", 0), a forgotten tuple, must not make a
-        # Unix socket file named 127.0.0.1 in the current directory.
-        if isinstance(addr, str) and not self.unix_only and "/" not in addr \
-                and _HOST_LIKE.fullmatch(addr):
-            raise TypeError("%s takes listen_addr as a (host, port) tuple, not the "
-                            "string %r (for a Unix socket file in the current "
-                            "directory, write './%s')" % (type(self).__name__, addr, addr))
-
-    def _parse_address(self, addr):
-        if self.unix_only and addr is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="testservers-")
-            return socket.AF_UNIX, os.path.join(self._tmpdir, "socket")
-        if isinstance(addr, _PATH_TYPES):
-            if not hasattr(socket, "AF_UNIX"):
-                raise ValueError("Unix sockets are not available on this platform")
-            return socket.AF_UNIX, os.fspath(addr)
-        if self.unix_only:
-            raise TypeError("%s needs a filesystem path (or None), not %r"
-                            % (type(self).__name__, addr))
-        if addr is None:
-            addr = (DEFAULT_HOST, 0)
-        elif isinstance(addr, int) and not isinstance(addr, bool):
-            addr = (DEFAULT_HOST, addr)
-        if not isinstance(addr, (tuple, list)) or len(addr) not in (2, 4):
-            raise TypeError("listen_addr must be (host, port), a port, a path "
-                            "or None, not %r" % (addr,))
-        host, port = addr[0], addr[1]
-        if not isinstance(host, str):
-            raise TypeError("the host of listen_addr must be a str, not %r" % (host,))
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise TypeError("the port of listen_addr must be an int, not %r" % (port,))
-        if not 0 <= port <= 65535:
-            raise ValueError("the port of listen_addr must be 0 to 65535, not %r" % (port,))
-        if _is_ip_literal(host, socket.AF_INET6):
-            family = socket.AF_INET6
-        elif _is_ip_literal(host, socket.AF_INET):
-            family = socket.AF_INET
-        else:
-            # A host name: the class attribute decides, as in socketserver
-            # (test_logging sets it to AF_INET6 for its IPv6 tests).
-            family = self.address_family
-            if family not in (socket.AF_INET, socket.AF_INET6):
-                family = socket.AF_INET
-        return family, tuple(addr)
+    # -- addresses and binding (see _address) ------------------------------
 
     def _bind(self, reuse):
-        sock = socket.socket(self.family, self.socket_type)
-        try:
-            # Only a restart re-binds with SO_REUSEADDR, and only on POSIX,
-            # where it cannot steal a live port: connections the server closed
-            # first sit in TIME_WAIT on the port, and Linux refuses a plain
-            # re-bind until they expire.  (Accepted sockets set it as well;
-            # the kernel checks both sides.)
-            if reuse and os.name == "posix" and self.family != socket.AF_UNIX:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        def configure(sock):
             self._configure_socket(sock)
-            self._unlink_own_path()
-            sock.bind(self._bind_addr)
-            if self.socket_type == socket.SOCK_STREAM:
-                sock.listen(self.request_queue_size)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
+            self._unlink_own_path()     # a stale socket file of ours
+        sock = open_listener(self.family, self.socket_type, self._bind_addr, reuse,
+                             configure, self.request_queue_size)
         self.socket = sock
         self.server_address = sock.getsockname()
-        if self.family == socket.AF_UNIX:
+        if self.family == getattr(socket, "AF_UNIX", None):
             self.port = None
             path = self._bind_addr
-            if path and path[:1] not in ("\0", b"\0"):
-                st = os.stat(path)
-                self._unix_inode = (st.st_dev, st.st_ino)
+            self._unix_inode = path_identity(path)
             if isinstance(path, str) and not self.server_address:
                 self.server_address = path
         else:
@@ -248,14 +168,7 @@ class _BaseServer:
 
     def _unlink_own_path(self):
         if self._unix_inode is not None:
-            path = self._bind_addr
-            try:
-                st = os.stat(path)
-                # Remove only our own socket, not a file someone put there since.
-                if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == self._unix_inode:
-                    os.unlink(path)
-            except OSError:
-                pass
+            unlink_own_path(self._bind_addr, self._unix_inode)
             self._unix_inode = None
 
     @property
@@ -264,12 +177,12 @@ class _BaseServer:
         return self.port
 
     def _addr_text(self):
-        if self.family == socket.AF_UNIX:
-            return repr(self._bind_addr)
-        host = self._bind_addr[0]
-        if ":" in host:
-            host = "[%s]" % host
-        return "%s:%s" % (host, self.port)
+        return addr_text(self.family, self._bind_addr, self.port)
+
+    def _client_host(self):
+        """The host a client on this machine connects to (loopback for a
+        server bound to every interface)."""
+        return client_host(self.server_address)
 
     def __repr__(self):
         state = "serving" if self._thread is not None else (
@@ -338,19 +251,7 @@ class _BaseServer:
         held while waiting: stop() may run meanwhile, and the loop then
         runs what was queued on its way out.
         """
-        task = _Outcome(func)
-        with self._lifecycle:
-            thread = self._thread
-            if thread is None or not self._call_soon(task.run):
-                return func(None)
-        if thread is threading.current_thread():
-            return None
-        if not task.wait(LOOP_TIMEOUT):
-            raise TimeoutError("%r: the service loop did not answer within %g s: %s"
-                               % (self, LOOP_TIMEOUT, _where(thread)))
-        if task.error is not None:
-            raise task.error
-        return task.value
+        return self._loop.ask(func, self._lifecycle, LOOP_TIMEOUT)
 
     def _on_readable(self, sock):
         raise NotImplementedError
@@ -410,14 +311,7 @@ class _BaseServer:
                 self._stuck.append(thread)
         with self._lifecycle:
             self._close_listener()
-        threads = self._conns.close()
-        for sock in self._conns.sockets():
-            # The server ends these connections, whatever the handler's
-            # read makes of the shutdown that follows.
-            record = getattr(sock, "_record", None)
-            if record is not None and record.closed_by is None:
-                record.closed_by = "server"
-            self._shutdown_socket(sock)
+        threads = self._conns.end_all()
         self._stuck.extend(t for t in threads if t not in self._stuck)
         for t in self._stuck:
             if t is not me:
@@ -662,24 +556,6 @@ class _BaseServer:
         """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread,
         after ``prepare(sock, peer, conn_id)`` in this one."""
         self._conns.spawn(sock, peer, target, prepare)
-
-    def _run_connection(self, target, sock, peer, conn_id):
-        try:
-            target(sock, peer, conn_id)
-        except BaseException as exc:
-            # Only the connection's own I/O can say the peer went away (its
-            # errors are tagged): a handler's own timeout or refused upstream
-            # connection is a handler error like any other.
-            if getattr(exc, "_testservers_io", False) and (
-                    _is_disconnect(exc) or self._stopping):
-                _log.debug("%r: connection %d ended: %r", self, conn_id, exc)
-            else:
-                self._record_error(exc)
-        finally:
-            try:
-                sock.close()
-            except OSError:
-                pass
 
     # -- process mode: the state a restarted child takes over --
 

@@ -17,6 +17,7 @@ lock order of ``_base`` holds.
 import errno
 import heapq
 import itertools
+import logging
 import os
 import selectors
 import socket
@@ -25,6 +26,8 @@ import threading
 import time
 
 __all__ = []
+
+_log = logging.getLogger("testservers")
 
 #: How long an idle connection thread waits for the next connection.
 IDLE_THREAD_TIMEOUT = 2.0
@@ -152,6 +155,27 @@ class _ServiceLoop:
         self.wakeup()
         return True
 
+    def ask(self, func, lock, timeout):
+        """Run ``func(selector)`` on the service thread and return its value.
+
+        The loop thread is read under *lock* (the server's lifecycle lock),
+        which is not held while waiting.  With no loop, ``func(None)`` runs
+        here; from the loop thread itself it is queued and None returned.
+        """
+        task = _Outcome(func)
+        with lock:
+            thread = self.thread
+            if thread is None or not self.call_soon(task.run):
+                return func(None)
+        if thread is threading.current_thread():
+            return None
+        if not task.wait(timeout):
+            raise TimeoutError("%r: the service loop did not answer within %g s: %s"
+                               % (self._server, timeout, _where(thread)))
+        if task.error is not None:
+            raise task.error
+        return task.value
+
     def _next_timeout(self):
         with self._cond:
             if not self._timers:
@@ -227,18 +251,50 @@ class _Connections:
         with self._cond:
             return [sock for sock, _ in self.live.values()]
 
-    def close(self):
-        """End the pool: idle threads exit now, busy ones after their job.
+    def end_all(self):
+        """Shut every connection down and end the pool (stop()).
 
-        Return every pool thread still alive, for the caller to join.
+        A handler blocked in a read sees the end of the stream; idle
+        threads exit now, busy ones after their job.  Return every pool
+        thread still alive, for the caller to join against its deadline.
         """
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
             threads = list(self._workers)
+            sockets = [sock for sock, _ in self.live.values()]
         for worker in idle:
             worker.give(None)
+        for sock in sockets:
+            # The server ends these connections, whatever the handler's
+            # read makes of the shutdown that follows.
+            record = getattr(sock, "_record", None)
+            if record is not None and record.closed_by is None:
+                record.closed_by = "server"
+            self._server._shutdown_socket(sock)
         return threads
+
+    def _run(self, target, sock, peer, conn_id):
+        """Serve one connection; record what the handler raised."""
+        server = self._server
+        try:
+            target(sock, peer, conn_id)
+        except BaseException as exc:
+            # The one policy of every server: only the connection's own I/O
+            # can say the peer went away (its errors are tagged), and that
+            # ends the connection quietly.  Anything else is a handler
+            # error, SystemExit and a handler's own timeout included.
+            if getattr(exc, "_testservers_io", False) and (
+                    _is_disconnect(exc) or server._stopping):
+                _log.debug("%r: connection %d ended: %r", server, conn_id, exc)
+            else:
+                server._record_error(exc)
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+            self._finished(conn_id)
 
     def _finished(self, conn_id):
         with self._cond:
@@ -293,8 +349,7 @@ class _Worker:
                 return
             target, sock, peer, conn_id, name = job
             self.thread.name = name
-            server._run_connection(target, sock, peer, conn_id)
-            pool._finished(conn_id)
+            pool._run(target, sock, peer, conn_id)
             self.thread.name = "%s idle" % (server._thread_name(),)
             if not pool._park(self):
                 return

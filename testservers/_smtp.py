@@ -358,8 +358,7 @@ class TestSMTPServer(_StreamServer):
         import smtplib
         if self.port is None:
             raise RuntimeError("smtp_client() needs a server on a TCP port")
-        host = self.server_address[0]
-        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        host = self._client_host()
         if self._implicit_tls:
             if context is None:
                 from ._tls import client_ssl_context

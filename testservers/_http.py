@@ -155,10 +155,6 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
 
     async_wait_requests = _awaitable(wait_requests)
 
-    def _host(self):
-        host = self.server_address[0]
-        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-        return host
 
     def url(self, path="/"):
         """Return the URL of *path* on this server: scheme, host, port.
@@ -168,7 +164,7 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         """
         if not path.startswith("/"):
             path = "/" + path
-        host = self._host()
+        host = self._client_host()
         if ":" in host:
             host = "[%s]" % host.replace("%", "%25")     # RFC 6874 zone ids
         return "%s://%s:%d%s" % ("https" if self.sslctx else "http", host, self.port, path)
@@ -186,9 +182,9 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         if self.family == getattr(socket, "AF_UNIX", None):
             return _UnixHTTPConnection(self.server_address, timeout, context)
         if self.sslctx is not None:
-            return http.client.HTTPSConnection(self._host(), self.port, timeout=timeout,
+            return http.client.HTTPSConnection(self._client_host(), self.port, timeout=timeout,
                                                context=context)
-        return http.client.HTTPConnection(self._host(), self.port, timeout=timeout)
+        return http.client.HTTPConnection(self._client_host(), self.port, timeout=timeout)
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

@@ -15,7 +15,8 @@ The contract, once for every class:
    socket path, clears ``ready``, and then raises what went wrong.
 
 Threads and locks.  One service thread per server blocks in its selector;
-each stream connection has a thread of its own; the test's thread calls
+each stream connection has a thread of its own, from a small pool of idle
+threads (``_loop``); the test's thread calls
 start(), stop(), the faults and the waits.  The locks, in the only order
 in which one may be taken while another is held:
 

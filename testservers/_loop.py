@@ -6,7 +6,7 @@ the listening socket and on a wake-up socketpair, and runs the tasks other
 threads queue for it (a fault that must touch the listener) in order.
 :class:`_Connections` tracks the open stream connections and runs each on a
 thread of its own, taken from a small pool of idle threads that
-:meth:`_Connections.close` ends: a new thread per connection costs a
+:meth:`_Connections.end_all` ends: a new thread per connection costs a
 clone, a stack mapping and a hand-shake with the new thread, about a
 quarter of what a short HTTP exchange costs.
 

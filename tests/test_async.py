@@ -178,3 +178,39 @@ class StrictAsyncWithTest(unittest.IsolatedAsyncioTestCase):
         with self.assertRaisesRegex(AssertionError, "not used as declared"):
             async with TestHTTPServer(strict=True) as server:
                 server.expect("GET", "/never")
+
+
+class ProcessModeTwinsTest(unittest.IsolatedAsyncioTestCase):
+    # Process mode: the call goes to the child at once and its answer is
+    # awaited on the loop (add_reader on the pipe), so the client runs.
+
+    async def test_the_client_runs_while_the_child_waits(self):
+        async with TestTCPServer.in_process() as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"hello")
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            (conn,) = await server.async_wait_connections(1, closed=True, timeout=TIMEOUT)
+            self.assertEqual(conn.data, b"hello")
+        # Stopped: the twin runs on the final records, here.
+        self.assertEqual(len(await server.async_wait_connections(1, timeout=0)), 1)
+
+    async def test_a_sync_call_while_awaiting_is_refused(self):
+        async with TestUDPServer.in_process() as server:
+            waiting = asyncio.ensure_future(server.async_wait_datagrams(1, timeout=TIMEOUT))
+            await asyncio.sleep(0)      # let it send its call (not a wait for an event)
+            with self.assertRaisesRegex(RuntimeError, "awaiting an answer"):
+                server.datagrams
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.sendto(b"x", ("127.0.0.1", server.port))
+                (datagram,) = await waiting
+            finally:
+                sock.close()
+            self.assertEqual(datagram.data, b"x")
+
+    async def test_timeout_message_comes_from_the_child(self):
+        async with TestTCPServer.in_process() as server:
+            with self.assertRaisesRegex(TimeoutError, "waited 0.05 s for 1 connections"):
+                await server.async_wait_connections(1, timeout=0.05)

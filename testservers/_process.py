@@ -146,6 +146,43 @@ def _reap(proc, errfile, kill=False):
     return tail
 
 
+def _settle(future):
+    if not future.done():
+        future.set_result(None)
+
+
+async def _in_thread(func, *args):
+    """Run ``func(*args)`` on a short-lived thread; await and return its result."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def run():
+        try:
+            outcome = (True, func(*args))
+        except BaseException as exc:
+            outcome = (False, exc)
+        try:
+            loop.call_soon_threadsafe(_deliver, done, outcome)
+        except RuntimeError:
+            pass            # the loop closed meanwhile
+    thread = threading.Thread(target=run, daemon=True, name="ProcessServer: %s" % (
+        getattr(func, "__name__", "call"),))
+    thread.start()
+    try:
+        ok, value = await asyncio.shield(done)
+    finally:
+        thread.join()
+    if not ok:
+        raise value
+    return value
+
+
+def _deliver(future, outcome):
+    if not future.done():
+        future.set_result(outcome)
+
+
 def _own_timeout(timeout_at, args, kwargs):
     """The *timeout* a call passes (see _Method.of), in seconds, or 0."""
     if timeout_at is None:
@@ -181,8 +218,8 @@ class ProcessServer:
     """
 
     __slots__ = ("_cls", "_args", "_kwargs", "_lock", "_proc", "_errfile", "_finalizer",
-                 "_view", "_registry", "_started", "_proxies", "_lost", "process", "ready",
-                 "__weakref__")
+                 "_view", "_registry", "_started", "_proxies", "_lost", "_awaiting",
+                 "process", "ready", "__weakref__")
 
     def __init__(self, cls, *args, **kwargs):
         named = [("argument %d" % i, a) for i, a in enumerate(args)] + list(kwargs.items())
@@ -202,7 +239,7 @@ class ProcessServer:
         self._cls, self._args, self._kwargs = cls, args, kwargs
         self._lock = threading.RLock()
         self._proc = self.process = self._view = self._lost = None
-        self._started = False
+        self._started = self._awaiting = False
         self._proxies = weakref.WeakValueDictionary()
         self.ready = threading.Event()
         self._spawn(None)
@@ -258,6 +295,10 @@ class ProcessServer:
             raise self._abandon(label, allowed) from None
         except OSError:
             raw = None
+        return self._answer(proc, raw)
+
+    def _answer(self, proc, raw):
+        """Return the child's answer *raw*, or raise what it says went wrong."""
         if raw is None:
             tail = self._end_child()
             raise RuntimeError("%r: the child process (pid %d) ended unexpectedly with "
@@ -290,18 +331,101 @@ class ProcessServer:
         """Run one call in the child; wait CALL_TIMEOUT s more than *timeout*
         for the answer, or *allowed* s."""
         with self._lock:
-            if self._proc is None:
-                self._check_not_lost()
-                raise RuntimeError("%r has no child process; start() it first" % self)
-            try:
-                data = _dumps(message, self)
-            except Exception as exc:
-                raise TypeError("%r: %s cannot be sent to the child process: pass values "
-                                "that pickle (no lambdas or closures): %s"
-                                % (self, message[-2:], exc)) from None
+            data = self._encode(message)
             if allowed is None:
                 allowed = CALL_TIMEOUT + timeout
             return self._exchange(data, label, allowed)
+
+    def _encode(self, message):
+        """Pickle a call for the child (the lock held); refuse what cannot go."""
+        if self._awaiting:
+            raise RuntimeError("%r: a coroutine is awaiting an answer from the child "
+                               "process; await it before calling again" % self)
+        if self._proc is None:
+            self._check_not_lost()
+            raise RuntimeError("%r has no child process; start() it first" % self)
+        try:
+            return _dumps(message, self)
+        except Exception as exc:
+            raise TypeError("%r: %s cannot be sent to the child process: pass values "
+                            "that pickle (no lambdas or closures): %s"
+                            % (self, message[-2:], exc)) from None
+
+    # -- the same from a coroutine -----------------------------------------
+
+    def _async_twin(self, name):
+        """The awaitable twin of the wait *name*: the call is sent at once
+        and its answer awaited on the event loop, which goes on meanwhile."""
+        if self._proc is None:          # the final records, here
+            self._check_not_lost()
+            return getattr(self._view, "async_" + name)
+        method = self._rpc("get", None, name, label="%s.%s" % (self._cls.__name__, name))
+        if not isinstance(method, _Method):
+            raise AttributeError("%s.%s is not a wait" % (self._cls.__name__, name))
+        timeout_at = method.timeout_at
+
+        def twin(*args, **kwargs):
+            message = ("call", None, name, args, kwargs)
+            allowed = CALL_TIMEOUT + _own_timeout(timeout_at, args, kwargs)
+            return self._await_answer(message, method.label + "()", allowed)
+        twin.__name__ = twin.__qualname__ = "async_" + name
+        return twin
+
+    async def _await_answer(self, message, label, allowed):
+        import asyncio
+        loop = asyncio.get_running_loop()
+        # One call at a time on the pipes: a call from another thread makes
+        # this wait for the lock; a sync call from this thread meanwhile is
+        # refused (_encode), as it would interleave with the answer awaited.
+        with self._lock:
+            data = self._encode(message)
+            proc = self._proc
+            deadline = time.monotonic() + allowed
+            try:
+                _send_frame(proc.stdin.fileno(), data, deadline)
+            except TimeoutError:
+                raise self._abandon(label, allowed) from None
+            except OSError:
+                return self._answer(proc, None)
+            self._awaiting = True
+        try:
+            readable = loop.create_future()
+            fd = proc.stdout.fileno()
+            loop.add_reader(fd, _settle, readable)
+            try:
+                await asyncio.wait_for(readable, allowed)
+            except asyncio.TimeoutError:
+                with self._lock:
+                    raise self._abandon(label, allowed) from None
+            finally:
+                loop.remove_reader(fd)
+            with self._lock:
+                try:
+                    raw = _read_frame(proc.stdout, deadline)
+                except TimeoutError:
+                    raise self._abandon(label, allowed) from None
+                except OSError:
+                    raw = None
+                return self._answer(proc, raw)
+        finally:
+            self._awaiting = False
+
+    async def async_start(self):
+        """Start, from a coroutine: the child starts on a short-lived thread."""
+        await _in_thread(self.start)
+        return self
+
+    async def async_stop(self, timeout=None):
+        """Stop, from a coroutine: the child ends on a short-lived thread."""
+        await _in_thread(self.stop, timeout)
+
+    async def __aenter__(self):
+        if not self._started:
+            await self.async_start()
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.async_stop()
 
     def _member(self, rid, name, type_name=None):
         label = "%s.%s" % (type_name or self._cls.__name__, name)
@@ -402,6 +526,8 @@ class ProcessServer:
             raise AttributeError(name)
         if name in _CLIENT_HELPERS:
             return getattr(self._view, name)
+        if name.startswith("async_wait"):
+            return self._async_twin(name[len("async_"):])
         if self._proc is None:
             self._check_not_lost()
             return getattr(self._view, name)

@@ -126,9 +126,11 @@ def test_memory_stays_bounded_with_no_body_limit():
     assert peak < 4 * 1024 * 1024, "peak %d bytes" % peak
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, "1", True])
-def test_spool_threshold_is_checked(value):
-    with pytest.raises(ValueError, match="spool_threshold"):
+@pytest.mark.parametrize("value, exc", [(-1, ValueError), (1.5, TypeError), ("1", TypeError),
+                                        (True, TypeError)])
+def test_spool_threshold_is_checked(value, exc):
+    # A wrong type is a TypeError, a wrong value a ValueError (issue 10).
+    with pytest.raises(exc, match="spool_threshold"):
         testservers.TestHTTPServer(("127.0.0.1", 0), spool_threshold=value)
 
 

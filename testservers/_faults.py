@@ -129,6 +129,13 @@ def _check_number(name, value, minimum=0.0):
     return value
 
 
+def _check_flags(**flags):
+    """Refuse an option meant as True or False that is neither."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError("%s must be True or False, not %r" % (name, value))
+
+
 def _check_int(name, value, minimum=0):
     """Refuse a *value* that is not an int >= *minimum*."""
     if isinstance(value, bool) or not isinstance(value, int):

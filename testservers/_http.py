@@ -24,6 +24,7 @@ from ._httpadapter import adapted
 from ._httpconn import _Exchange, _RequestHandler
 from ._httpproto import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
                          MAX_REQUEST_LINE, REQUEST_TIMEOUT)
+from ._faults import _check_flags, _check_int
 from ._records import WAIT_TIMEOUT, _awaitable
 from ._stream import _StreamServer
 
@@ -83,17 +84,15 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
                             ("max_request_line", max_request_line),
                             ("max_header_size", max_header_size),
                             ("max_headers", max_headers)):
-            if not isinstance(value, (int, float)) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("%s must be a number, not %r" % (name, value))
+            if not value > 0:
                 raise ValueError("%s must be a positive number, not %r" % (name, value))
-        if max_body_size is not None and (not isinstance(max_body_size, int)
-                                          or max_body_size < 0):
-            raise ValueError("max_body_size must be None or an int >= 0, not %r"
-                             % (max_body_size,))
-        if isinstance(spool_threshold, bool) or not isinstance(spool_threshold, int) \
-                or spool_threshold < 0:
-            raise ValueError("spool_threshold must be an int >= 0, not %r" % (spool_threshold,))
-        if not isinstance(strict, bool):
-            raise TypeError("strict must be True or False, not %r" % (strict,))
+        if max_body_size is not None:
+            _check_int("max_body_size", max_body_size)
+        _check_int("spool_threshold", spool_threshold)
+        _check_flags(log=log, allow_unmatched=allow_unmatched, strict=strict,
+                     keep_alive=keep_alive, close_unframed=close_unframed)
         self.log = log
         self.allow_unmatched = allow_unmatched
         self.strict = strict

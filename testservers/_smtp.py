@@ -23,6 +23,7 @@ from ._smtpoptions import (DEFAULT_MAX_RECIPIENTS, DEFAULT_SIZE_LIMIT,
                            SessionConfig, reply_lines, strip_esc)
 from ._smtpproto import ABORTED, COMMANDS, SMTPSession, handler_reply
 from ._smtprecords import Message, Scripts, Transcript, smtpd_bytes
+from ._faults import _check_flags
 from ._pump import _Pump
 from ._stream import _StreamServer
 
@@ -115,6 +116,8 @@ class TestSMTPServer(_StreamServer):
                  dsn=False, disable_extensions=(), ehlo_keywords=(), vrfy=None, expn=None,
                  help_text=None, on_mail=None, on_rcpt=None, on_data=None, on_auth=None):
         # Check everything before binding, so a bad option leaks no socket.
+        _check_flags(decode_data=decode_data, auth_required=auth_required, esmtp=esmtp,
+                     dsn=dsn)
         if not (isinstance(starttls, bool) or starttls == "required"):
             raise ValueError("starttls must be False, True or 'required', not %r"
                              % (starttls,))

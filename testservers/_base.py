@@ -46,7 +46,8 @@ from ._address import (addr_text, client_host, open_listener, parse_address, pat
                        refuse_host_string, unlink_own_path)
 from ._faults import Fault, _FaultState, _check_number
 from ._loop import _Connections, _ServiceLoop, _where
-from ._records import MAX_RECORDS, _awaitable, _RecordStore
+from ._aio import _awaitable, _in_thread
+from ._records import MAX_RECORDS, _RecordStore
 
 __all__ = []
 
@@ -397,28 +398,7 @@ class _BaseServer:
         joins once it has finished; errors are raised here as by
         :meth:`stop`.
         """
-        import asyncio     # here: most users never pay for importing it
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-
-        def run():
-            try:
-                self.stop(timeout)
-                outcome = None
-            except BaseException as exc:
-                outcome = exc
-            try:
-                loop.call_soon_threadsafe(_set_outcome, done, outcome)
-            except RuntimeError:
-                pass        # the loop closed meanwhile
-        thread = threading.Thread(target=run, daemon=True, name="%r: stop()" % (self,))
-        thread.start()
-        try:
-            outcome = await asyncio.shield(done)
-        finally:
-            thread.join()   # it is finishing, or stop() bounds it
-        if outcome is not None:
-            raise outcome
+        await _in_thread(self.stop, timeout)
 
     async def __aenter__(self):
         if self._thread is None:
@@ -610,8 +590,3 @@ class _BaseServer:
                 self._remove_tmpdir()
                 raise
         return self
-
-
-def _set_outcome(future, outcome):
-    if not future.done():
-        future.set_result(outcome)

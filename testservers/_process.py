@@ -32,6 +32,7 @@ import weakref
 from ._base import LOOP_TIMEOUT, STOP_TIMEOUT
 from ._processwire import (_PROTOCOL, _GoneError, _Method, _RemoteRef, _dump_state, _dumps,
                            _load_state, _loads, _read_frame, _send_frame)
+from ._aio import _in_thread, _settle
 from ._records import WAIT_TIMEOUT
 
 __all__ = ["ProcessServer"]
@@ -144,43 +145,6 @@ def _reap(proc, errfile, kill=False):
     tail = errfile.read().decode("utf-8", "replace")
     errfile.close()
     return tail
-
-
-def _settle(future):
-    if not future.done():
-        future.set_result(None)
-
-
-async def _in_thread(func, *args):
-    """Run ``func(*args)`` on a short-lived thread; await and return its result."""
-    import asyncio
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-
-    def run():
-        try:
-            outcome = (True, func(*args))
-        except BaseException as exc:
-            outcome = (False, exc)
-        try:
-            loop.call_soon_threadsafe(_deliver, done, outcome)
-        except RuntimeError:
-            pass            # the loop closed meanwhile
-    thread = threading.Thread(target=run, daemon=True, name="ProcessServer: %s" % (
-        getattr(func, "__name__", "call"),))
-    thread.start()
-    try:
-        ok, value = await asyncio.shield(done)
-    finally:
-        thread.join()
-    if not ok:
-        raise value
-    return value
-
-
-def _deliver(future, outcome):
-    if not future.done():
-        future.set_result(outcome)
 
 
 def _own_timeout(timeout_at, args, kwargs):

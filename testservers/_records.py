@@ -8,9 +8,11 @@ waiting test wakes as soon as its condition holds, and at once when a
 handler fails.
 """
 
-import contextvars
 import threading
 import time
+
+# _awaitable makes the twins of the servers' waits; they import it from here.
+from ._aio import _AWAITING, _AsyncWait, _awaitable
 
 __all__ = ["Connection", "Datagram"]
 
@@ -22,9 +24,6 @@ MAX_RECORDS = 100000
 
 _RECHECK = 0.05     # wait_for() re-evaluates a predicate at least this often
 
-# Set while an ``async_wait_...`` twin calls its blocking original: then
-# wait_for() returns an awaitable instead of blocking (see _awaitable).
-_AWAITING = contextvars.ContextVar("testservers_awaiting", default=False)
 
 
 class Connection:
@@ -105,94 +104,6 @@ class _Found(list):
 
     def __bool__(self):
         return True
-
-
-def _awaitable(wait):
-    """Return the coroutine twin of the wait method *wait*.
-
-    *wait* must return what ``wait_for()`` returns; called with
-    ``_AWAITING`` set, that is an :class:`_AsyncWait`, whose coroutine the
-    twin returns.  The arguments are checked at the call, as by the
-    original, and forgetting the ``await`` gets Python's RuntimeWarning.
-    """
-    def twin(*args, **kwargs):
-        token = _AWAITING.set(True)
-        try:
-            pending = wait(*args, **kwargs)
-        finally:
-            _AWAITING.reset(token)
-        # A coroutine: forgetting the await gets Python's RuntimeWarning.
-        return pending._run()
-    twin.__wrapped__ = wait     # inspect.signature() and pydoc show wait's
-    twin.__name__ = "async_" + wait.__name__
-    twin.__qualname__ = wait.__qualname__.rpartition(".")[0] + "." + twin.__name__
-    twin.__doc__ = ("Await what :meth:`%s` returns, without blocking the event loop.\n\n"
-                    "The arguments, the timeout message and the handler errors raised\n"
-                    "at once are those of :meth:`%s`; the condition is looked at again\n"
-                    "each time a record or an error arrives (not on a timer)."
-                    % (wait.__name__, wait.__name__))
-    return twin
-
-
-class _AsyncWait:
-    """``wait_for()`` as an awaitable, for a coroutine on an event loop.
-
-    The predicate runs on the loop's thread.  The recording threads wake
-    it through ``loop.call_soon_threadsafe`` each time a record or an
-    error arrives; nothing polls, and no thread waits on its behalf.
-    """
-
-    def __init__(self, store, predicate, timeout, what):
-        self._store = store
-        self._predicate = predicate
-        self._timeout = timeout
-        self._what = what
-        self._future = None
-
-    def _wake(self):
-        # On a recording thread, with the records locked: only schedule.
-        future = self._future
-        if future is not None:
-            try:
-                future.get_loop().call_soon_threadsafe(_settle, future)
-            except RuntimeError:
-                pass            # the loop is closed: nobody is waiting
-
-    async def _run(self):
-        import asyncio     # here: most users never pay for importing it
-        store, cond = self._store, self._store.cond
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        with cond:
-            cond.wakers.append(self._wake)
-        try:
-            while True:
-                with cond:
-                    seen = cond.changes
-                store.raise_errors()
-                result = self._predicate()
-                if result:
-                    return result
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise store.timeout_error(self._timeout, self._what)
-                with cond:
-                    if cond.changes != seen:
-                        continue
-                    self._future = loop.create_future()
-                try:
-                    await asyncio.wait_for(self._future, remaining)
-                except asyncio.TimeoutError:
-                    pass        # the loop's top raises the TimeoutError
-        finally:
-            with cond:
-                cond.wakers.remove(self._wake)
-                self._future = None
-
-
-def _settle(future):
-    if not future.done():
-        future.set_result(None)
 
 
 def _check_timeout(timeout):

@@ -44,9 +44,9 @@ import time
 
 from ._address import (addr_text, client_host, open_listener, parse_address, path_identity,
                        refuse_host_string, unlink_own_path)
+from ._aio import _awaitable, _in_thread
 from ._faults import Fault, _FaultState, _check_number
 from ._loop import _Connections, _ServiceLoop, _where
-from ._aio import _awaitable, _in_thread
 from ._records import MAX_RECORDS, _RecordStore
 
 __all__ = []
@@ -58,6 +58,7 @@ STOP_TIMEOUT = 30.0
 
 #: How long a fault waits for the service loop to carry it out.
 LOOP_TIMEOUT = 30.0
+
 
 class _BaseServer:
     """The lifecycle shared by every server class.

@@ -151,12 +151,26 @@ class _StreamServer(_BaseServer):
 
     # -- serving ------------------------------------------------------------
 
+    def _configure_socket(self, sock):
+        super()._configure_socket(sock)
+        self._accept_plan = None        # a new listener: learn its accepts anew
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Where accepted sockets inherit the listener's options (Linux,
+            # the BSDs), no accept needs a call of its own (_learn_options).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _on_readable(self, listener):
         # Accept all that is pending: a backlog left to fill up drops SYNs,
         # and the client then waits a second for its retry.
+        plan = self._accept_plan
+        if plan is None:
+            # As socket.accept() makes them, once per listener, not per accept.
+            plan = ((int(listener.family), int(listener.type), listener.proto), None)
+        shape, options = plan
+        accept = listener._accept   # the descriptor: no socket object to throw away
         while not self._stopping:
             try:
-                conn, peer = listener.accept()
+                fd, peer = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -164,18 +178,40 @@ class _StreamServer(_BaseServer):
                     _log.debug("%r: accept() failed: %r", self, exc)
                     return
                 raise
-            self._accepted(conn, peer)
+            sock = _CountingSocket(*shape, fileno=fd)
+            if options is None:
+                options = self._learn_options(sock)
+                self._accept_plan = (shape, options)
+            else:
+                for level, option in options:
+                    sock.setsockopt(level, option, 1)
+            self._spawn_connection(sock, peer, self._connection, self._new_connection)
 
-    def _accepted(self, conn, peer):
-        sock = _CountingSocket(conn.family, conn.type, conn.proto, fileno=conn.detach())
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Headers and body in separate writes must not wait ~40 ms for
-            # the client's delayed ACK (Nagle).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if os.name == "posix":
-                # Lets a restart re-bind while this connection is in TIME_WAIT.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._spawn_connection(sock, peer, self._connection, self._new_connection)
+    # ((family, type, proto), the options each accepted socket must set),
+    # learnt from the listener's first accept.
+    _accept_plan = None
+
+    def _learn_options(self, sock):
+        """Set the options an accepted TCP socket needs on *sock*, the first
+        from its listener; return those it did not inherit from the
+        listener, which every later one must set.
+
+        TCP_NODELAY: a head and a body in separate writes must not wait
+        ~40 ms for the client's delayed ACK (Nagle).  SO_REUSEADDR (POSIX):
+        lets a restart re-bind while this connection is in TIME_WAIT (the
+        kernel checks both sides).
+        """
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return ()
+        wanted = [(socket.IPPROTO_TCP, socket.TCP_NODELAY)]
+        if os.name == "posix":
+            wanted.append((socket.SOL_SOCKET, socket.SO_REUSEADDR))
+        missing = []
+        for level, option in wanted:
+            if not sock.getsockopt(level, option):
+                sock.setsockopt(level, option, 1)
+                missing.append((level, option))
+        return tuple(missing)
 
     def _new_connection(self, sock, peer, conn_id):
         # On the service thread, which accepts in order: the records are

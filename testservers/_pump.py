@@ -10,6 +10,7 @@ connection's timeouts, upgrades to TLS, and drains a client before an
 error close.
 """
 
+import os
 import socket
 import struct
 import time
@@ -28,6 +29,8 @@ _LINGER_ZERO = struct.pack("ii", 1, 0)     # struct linger: on, 0 s: close() res
 _MSG_PEEK = int(socket.MSG_PEEK)    # a plain int: IntFlag.__and__ is slow per call
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _SSL_ERROR = ssl.SSLError if ssl is not None else ()
+# write() on a socket's descriptor (not on Windows, where it is no file).
+_WRITE = os.write if os.name == "posix" else None
 
 RECV_SIZE = 65536       # bytes asked of each recv()
 _KEEP = object()        # recv(): leave the timeout as it is
@@ -142,6 +145,19 @@ class _CountingSocket(_Counting, socket.socket):
                 if self._record is not None:
                     self._record.bytes_sent += len(piece)
             return
+        if _WRITE is not None and not flags:
+            # A write() of what fits spares the poll() that sendall() makes
+            # first on a socket with a timeout; the rest, if any, goes the
+            # usual way (on a blocking socket, write() sends it all).
+            try:
+                n = self._checked(_WRITE, self.fileno(), view)
+            except BlockingIOError:
+                n = 0
+            if self._record is not None:
+                self._record.bytes_sent += n
+            if n == len(view):
+                return
+            view = view[n:]
         self._checked(super().sendall, view, flags)
         if self._record is not None:
             self._record.bytes_sent += len(view)

@@ -23,6 +23,7 @@ import selectors
 import socket
 import sys
 import threading
+import _thread
 import time
 
 __all__ = []
@@ -226,9 +227,9 @@ class _Connections:
         conn_id = next(self._ids)
         if prepare is not None:
             prepare(sock, peer, conn_id)
-        name = "%s conn %d from %s" % (self._server._thread_name(), conn_id,
-                                        peer or "unnamed")
-        job = (target, sock, peer, conn_id, name)
+        prefix = self._server._thread_name()
+        job = (target, sock, peer, conn_id,
+               "%s conn %d from %s" % (prefix, conn_id, peer or "unnamed"), prefix)
         with self._cond:
             worker = self._idle.pop() if self._idle else None
             if worker is None:
@@ -326,7 +327,11 @@ class _Worker:
     def __init__(self, pool):
         self._pool = pool
         self._job = None
-        self._ready = threading.Semaphore(0)
+        # Held while no job is given: give() releases it, the thread takes
+        # it.  A plain lock, not a Semaphore: the hand-off is one wake-up,
+        # with no Condition (and its own lock) for the thread to go through.
+        self._ready = _thread.allocate_lock()
+        self._ready.acquire()
         self.thread = threading.Thread(target=self._run, daemon=True, name="idle")
         self._started = False
 
@@ -339,7 +344,7 @@ class _Worker:
         self._ready.release()
 
     def _run(self):
-        pool, server = self._pool, self._pool._server
+        pool = self._pool
         while True:
             self._ready.acquire()
             job, self._job = self._job, None
@@ -347,10 +352,10 @@ class _Worker:
                 with pool._cond:
                     pool._workers.discard(self.thread)
                 return
-            target, sock, peer, conn_id, name = job
+            target, sock, peer, conn_id, name, prefix = job
             self.thread.name = name
             pool._run(target, sock, peer, conn_id)
-            self.thread.name = "%s idle" % (server._thread_name(),)
+            self.thread.name = prefix + " idle"
             if not pool._park(self):
                 return
             if not self._ready.acquire(timeout=IDLE_THREAD_TIMEOUT):

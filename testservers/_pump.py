@@ -11,6 +11,7 @@ error close.
 """
 
 import os
+import select
 import socket
 import struct
 import time
@@ -31,6 +32,8 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _SSL_ERROR = ssl.SSLError if ssl is not None else ()
 # write() on a socket's descriptor (not on Windows, where it is no file).
 _WRITE = os.write if os.name == "posix" else None
+_poll = getattr(select, "poll", None)       # not on Windows
+_POLLIN = getattr(select, "POLLIN", 1)
 
 RECV_SIZE = 65536       # bytes asked of each recv()
 _KEEP = object()        # recv(): leave the timeout as it is
@@ -245,6 +248,14 @@ class _Pump:
         sock = self.sock
         try:
             if not linger:
+                if _poll is not None:
+                    # Usually nothing waits: one poll() says so, where the
+                    # switch to non-blocking (an ioctl) and the peek below
+                    # take two calls.
+                    poller = _poll()
+                    poller.register(sock.fileno(), _POLLIN)
+                    if not poller.poll(0):
+                        return
                 sock.settimeout(0)
                 self._timeout = 0
                 if not socket.socket.recv(sock, 1, _MSG_PEEK | _MSG_DONTWAIT):

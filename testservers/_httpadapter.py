@@ -8,9 +8,11 @@ the server, so that the class's own methods win as they would over
 http.server's, and :class:`_Replay` is that class's ``rfile``.
 """
 
+import email.utils
 import functools
 import http.server
 import io
+import time
 
 from ._base import _log
 
@@ -126,6 +128,12 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
         self.wfile.write_head(head, self._status, lengths, chunked, tokens)
         self._status = None
 
+    def date_time_string(self, timestamp=None):
+        """Return *timestamp* (default: now) as an HTTP date, as http.server does."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return http_date()
+
     # -- quiet by default ----------------------------------------------------
 
     def address_string(self):
@@ -137,6 +145,24 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
         # the server's log option asks.  A handler's own log_message wins.
         if self.server.log:
             _log.info("%r: %s %s", self.server, self.address_string(), format % args)
+
+
+_date = (None, "")      # (second, its HTTP date)
+
+
+def http_date():
+    """Return the current time as an HTTP date (RFC 9110 5.6.7).
+
+    The text is made once per second and shared: formatting it costs more
+    than the rest of a small response head.
+    """
+    global _date
+    now = int(time.time())          # formatdate() drops the fraction too
+    second, text = _date
+    if second != now:
+        text = email.utils.formatdate(now, usegmt=True)
+        _date = (now, text)         # one tuple: a thread sees both or neither
+    return text
 
 
 class _Replay(io.RawIOBase):

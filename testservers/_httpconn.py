@@ -15,11 +15,10 @@ replays each request as it was sent once the pump accepted it whole
 (``_httpadapter``).
 """
 
-import email.utils
 import http.client
 import http.server
 
-from ._httpadapter import _Adapter
+from ._httpadapter import _Adapter, http_date
 from ._httpbody import _Spool, body_stream
 from ._httpcanned import Request
 from ._httpproto import (CONTINUE, NEED_DATA, Data, EndOfMessage, Rejected, RequestHead,
@@ -158,7 +157,7 @@ class _Exchange:
                        else http.server.BaseHTTPRequestHandler.server_version)
         out = b"HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n" % (
             status, phrase.encode("latin-1"), server_name.encode("latin-1"),
-            email.utils.formatdate(usegmt=True).encode("latin-1"))
+            http_date().encode("latin-1"))
         out += b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body)
         if value:
             out += b"Connection: " + value + b"\r\n"

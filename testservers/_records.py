@@ -139,7 +139,8 @@ class _Changes(threading.Condition):
 
     def notify_all(self):
         self.changes += 1
-        super().notify_all()
+        if self._waiters:   # Condition's own list: no thread waits, the usual case
+            super().notify_all()
         for wake in self.wakers:
             wake()
 

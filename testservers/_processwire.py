@@ -278,6 +278,13 @@ def _child_main(reader):
         # The parent ends a child that stopped answering with SIGTERM: say
         # where every thread is (into the stderr file), then die of it.
         faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
+        # That walk over the threads' frames runs while they run, and can
+        # crash the dying child (SIGSEGV, seen on 3.13): no core file then.
+        try:
+            import resource
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        except (ImportError, ValueError, OSError):
+            pass
     writer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)           # a print() in a handler must not corrupt the replies
     server, registry = None, _Registry()

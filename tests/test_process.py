@@ -344,7 +344,7 @@ def _killed_after_its_dump(returncode):
     its threads.  faulthandler walks every thread's frames inside the
     signal handler while the other threads, woken by SIGCONT, run: that
     walk is not safe, and on 3.13 it sometimes ends the child with SIGSEGV
-    after the dump (1 in about 40 runs under load).  The child is dead and
+    after the dump (twice in nine loaded 3.13 runs).  The child is dead and
     the call carries its traceback either way, which is what is promised."""
     return returncode in (-signal.SIGTERM, -signal.SIGSEGV)
 

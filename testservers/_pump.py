@@ -32,6 +32,7 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _SSL_ERROR = ssl.SSLError if ssl is not None else ()
 # write() on a socket's descriptor (not on Windows, where it is no file).
 _WRITE = os.write if os.name == "posix" else None
+_SOCKET_RECV = socket.socket.recv
 _poll = getattr(select, "poll", None)       # not on Windows
 _POLLIN = getattr(select, "POLLIN", 1)
 
@@ -109,7 +110,8 @@ class _Counting:
         faults = server._faults
         if self._owes_delay:
             self._owes_delay = False
-            server._fault_wait(faults.reply_delay)
+            if faults.reply_delay > 0:      # as _fault_wait() checks, without the call
+                server._fault_wait(faults.reply_delay)
         if faults.drip is not None:
             chunk, interval = faults.drip
             server._fault_wait(interval)
@@ -124,17 +126,31 @@ class _Counting:
         try:
             return method(*args)
         except OSError as exc:      # socket.timeout and ssl.SSLError included
-            # Tagged: only an error of the connection's own I/O may pass for
-            # the peer going away (see _loop._Connections._run).
-            exc._testservers_io = True
-            if isinstance(exc, ConnectionResetError) and self._record is not None \
-                    and self._record.closed_by is None:
-                self._record.closed_by = "client"
-                self._record.reset = True
+            self._io_error(exc)
             raise
+
+    def _io_error(self, exc):
+        # Tagged: only an error of the connection's own I/O may pass for
+        # the peer going away (see _loop._Connections._run).
+        exc._testservers_io = True
+        if isinstance(exc, ConnectionResetError) and self._record is not None \
+                and self._record.closed_by is None:
+            self._record.closed_by = "client"
+            self._record.reset = True
 
 
 class _CountingSocket(_Counting, socket.socket):
+    def recv(self, bufsize, flags=0):
+        # _Counting.recv in one frame: every read of a plain connection.
+        try:
+            data = _SOCKET_RECV(self, bufsize, flags)
+        except OSError as exc:
+            self._io_error(exc)
+            raise
+        if bufsize and not flags & _MSG_PEEK:
+            self._got(len(data), data)
+        return data
+
     def sendall(self, data, flags=0):
         # socket.socket.sendall is C code and does not call send().
         view = memoryview(data).cast("B")
@@ -153,9 +169,12 @@ class _CountingSocket(_Counting, socket.socket):
             # first on a socket with a timeout; the rest, if any, goes the
             # usual way (on a blocking socket, write() sends it all).
             try:
-                n = self._checked(_WRITE, self.fileno(), view)
+                n = _WRITE(self.fileno(), view)
             except BlockingIOError:
                 n = 0
+            except OSError as exc:
+                self._io_error(exc)
+                raise
             if self._record is not None:
                 self._record.bytes_sent += n
             if n == len(view):

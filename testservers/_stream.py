@@ -168,24 +168,36 @@ class _StreamServer(_BaseServer):
             plan = ((int(listener.family), int(listener.type), listener.proto), None)
         shape, options = plan
         accept = listener._accept   # the descriptor: no socket object to throw away
-        while not self._stopping:
-            try:
-                fd, peer = accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _TRANSIENT_ACCEPT:
-                    _log.debug("%r: accept() failed: %r", self, exc)
+        # Each connection is handed to its thread after the next accept()
+        # (usually the one that finds none): woken first, that thread would
+        # contend with this one for the GIL over that call.
+        pending = None
+        try:
+            while not self._stopping:
+                try:
+                    fd, peer = accept()
+                except (BlockingIOError, InterruptedError):
                     return
-                raise
-            sock = _CountingSocket(*shape, fileno=fd)
-            if options is None:
-                options = self._learn_options(sock)
-                self._accept_plan = (shape, options)
-            else:
-                for level, option in options:
-                    sock.setsockopt(level, option, 1)
-            self._spawn_connection(sock, peer, self._connection, self._new_connection)
+                except OSError as exc:
+                    if exc.errno in _TRANSIENT_ACCEPT:
+                        _log.debug("%r: accept() failed: %r", self, exc)
+                        return
+                    raise
+                sock = _CountingSocket(*shape, fileno=fd)
+                if options is None:
+                    options = self._learn_options(sock)
+                    self._accept_plan = (shape, options)
+                else:
+                    for level, option in options:
+                        sock.setsockopt(level, option, 1)
+                if pending is not None:
+                    self._spawn_connection(pending[0], pending[1], self._connection,
+                                           self._new_connection)
+                pending = (sock, peer)
+        finally:
+            if pending is not None:
+                self._spawn_connection(pending[0], pending[1], self._connection,
+                                       self._new_connection)
 
     # ((family, type, proto), the options each accepted socket must set),
     # learnt from the listener's first accept.

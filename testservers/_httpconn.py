@@ -197,6 +197,12 @@ class _RequestHandler(_Adapter):
             return self._call_handler
         raise AttributeError(name)
 
+    def log_request(self, code="-", size="-"):
+        # Quiet unless the server's log option asks (log_message() checks
+        # it too): http.server's own formats its line first.
+        if self.server.log:
+            super().log_request(code, size)
+
     def body(self):
         """Return the request body: bytes, with any chunked coding removed."""
         return self.record.body if self.record is not None else b""

@@ -275,8 +275,10 @@ class ServerConnection:
         line = lines[0]
         if (block.count(b"\n") != count or count > self.max_headers
                 or len(line) > self.max_request_line or line.find(b" ") > _METHOD_PEEK
-                or end - len(line) > self.max_header_size
-                or _REQUEST_LINE.fullmatch(line) is None):
+                or end - len(line) > self.max_header_size):
+            return None
+        match = _REQUEST_LINE.fullmatch(line)
+        if match is None:
             return None
         fields = []
         for field in lines[1:]:
@@ -284,16 +286,17 @@ class ServerConnection:
             if not colon or not _TOKEN.fullmatch(name) or b"\0" in value or b"\r" in value:
                 return None
             fields.append((name.decode("ascii"), value.decode("latin-1").lstrip(_OWS)))
-        self._parse_request_line(line)
+        self._parse_request_line(line, match)
         del buf[:end + 4]
         head = self.head
         head.raw = block + b"\r\n\r\n"
         head.fields = fields
         return self._head_done()
 
-    def _parse_request_line(self, line):
+    def _parse_request_line(self, line, match=None):
         head = self.head
-        match = _REQUEST_LINE.fullmatch(line)
+        if match is None:
+            match = _REQUEST_LINE.fullmatch(line)
         if match is None:
             raise _diagnose(line)
         method, target, major, minor = match.groups()

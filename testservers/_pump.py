@@ -222,7 +222,7 @@ class _Pump:
         :func:`time.monotonic` time, bounds this read below it (a
         whole-request deadline).
         """
-        if timeout is not _KEEP:
+        if timeout is not _KEEP and timeout != self._timeout:
             self.set_timeout(timeout)
         if deadline is not None:
             remaining = deadline - time.monotonic()

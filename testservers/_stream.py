@@ -167,7 +167,10 @@ class _StreamServer(_BaseServer):
             # As socket.accept() makes them, once per listener, not per accept.
             plan = ((int(listener.family), int(listener.type), listener.proto), None)
         shape, options = plan
-        accept = listener._accept   # the descriptor: no socket object to throw away
+        # The public accept(): socket._accept() would spare the throwaway
+        # socket object, but it is private (issue 11: none where a public
+        # way exists).
+        accept = listener.accept
         # Each connection is handed to its thread after the next accept()
         # (usually the one that finds none): woken first, that thread would
         # contend with this one for the GIL over that call.
@@ -175,7 +178,7 @@ class _StreamServer(_BaseServer):
         try:
             while not self._stopping:
                 try:
-                    fd, peer = accept()
+                    conn, peer = accept()
                 except (BlockingIOError, InterruptedError):
                     return
                 except OSError as exc:
@@ -183,7 +186,7 @@ class _StreamServer(_BaseServer):
                         _log.debug("%r: accept() failed: %r", self, exc)
                         return
                     raise
-                sock = _CountingSocket(*shape, fileno=fd)
+                sock = _CountingSocket(*shape, fileno=conn.detach())
                 if options is None:
                     options = self._learn_options(sock)
                     self._accept_plan = (shape, options)

@@ -254,6 +254,15 @@ class ProcessServer:
             deadline = time.monotonic() + allowed
         try:
             _send_frame(proc.stdin.fileno(), data, deadline)
+        except TimeoutError:
+            raise self._abandon(label, allowed) from None
+        except OSError:
+            return self._answer(proc, None)
+        return self._receive(proc, label, allowed, deadline)
+
+    def _receive(self, proc, label, allowed, deadline):
+        """Read the child's answer by *deadline*; see _answer()."""
+        try:
             raw = _read_frame(proc.stdout, deadline)
         except TimeoutError:
             raise self._abandon(label, allowed) from None
@@ -364,13 +373,7 @@ class ProcessServer:
             finally:
                 loop.remove_reader(fd)
             with self._lock:
-                try:
-                    raw = _read_frame(proc.stdout, deadline)
-                except TimeoutError:
-                    raise self._abandon(label, allowed) from None
-                except OSError:
-                    raw = None
-                return self._answer(proc, raw)
+                return self._receive(proc, label, allowed, deadline)
         finally:
             self._awaiting = False
 

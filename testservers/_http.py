@@ -19,7 +19,7 @@ import threading
 import urllib.parse
 
 from ._httpbody import SPOOL_THRESHOLD
-from ._httpcanned import _CannedMixin
+from ._httpcanned import _Expectations
 from ._httpadapter import adapted
 from ._httpconn import _Exchange, _RequestHandler
 from ._httpproto import (KEEP_ALIVE_TIMEOUT, MAX_BODY_SIZE, MAX_HEADER_SIZE, MAX_HEADERS,
@@ -30,7 +30,7 @@ from ._stream import _StreamServer
 
 __all__ = ["TestHTTPServer", "TestUnixHTTPServer"]
 
-class TestHTTPServer(_CannedMixin, _StreamServer):
+class TestHTTPServer(_StreamServer):
     """An HTTP/1.1 server that calls a handler, or answers from expectations.
 
     ``TestHTTPServer(listen_addr=None, handler=None, poll_interval=0.5,
@@ -107,7 +107,7 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         self.spool_threshold = spool_threshold
         self._spool_lock = threading.Lock()
         self._spool_dir = None
-        self._expectations = []
+        self._canned = _Expectations(self)      # a part: the expectations
         super().__init__(listen_addr, handler, poll_interval, sslctx=sslctx, tls=tls,
                          client_auth=client_auth)
 
@@ -130,14 +130,90 @@ class TestHTTPServer(_CannedMixin, _StreamServer):
         return tempfile.NamedTemporaryFile(dir=where, prefix="body-", delete=False)
 
     def stop(self, timeout=None):
-        """Stop serving as the base does, then remove the spooled request bodies."""
+        """Stop serving as the base does and remove the spooled request
+        bodies; then, when ``strict``, check the expectations."""
         try:
-            return super().stop(timeout)
+            super().stop(timeout)
         finally:
             with self._spool_lock:
                 where, self._spool_dir = self._spool_dir, None
             if where is not None:
                 shutil.rmtree(where, ignore_errors=True)
+        if self.strict:
+            self._canned.check_after_stop()
+
+    def restart(self, timeout=None):
+        """Stop, then start again on the same port (or path); no strict check."""
+        return self._canned.waived(super().restart, timeout)
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is None:
+            return super().__exit__(*exc_info)
+        # The exception leaving the block says more than the expectations
+        # it left unused: do not replace it with theirs, now or later.
+        try:
+            return self._canned.waived(super().__exit__, *exc_info)
+        finally:
+            self._canned.settle()
+
+    async def __aexit__(self, *exc_info):
+        if exc_info[0] is None:
+            return await super().__aexit__(*exc_info)
+        self._canned.waive()            # as __exit__: the exception wins
+        try:
+            return await super().__aexit__(*exc_info)
+        finally:
+            self._canned.waive(-1)
+            self._canned.settle()
+
+    # -- expectations (the part in _httpcanned) --------------------------------
+
+    def expect(self, method, path, *, query=None, match_headers=None, match_body=None,
+               match_json=None, match_form=None, match=None, status=200, headers=None,
+               body=b"", json=None, handler=None, delay=0.0, chunk_delay=0.0,
+               truncate=None, times=None, ordered=False):
+        """Answer requests that match with a canned response, or a handler.
+
+        *method* (``None``: any; ``"GET"`` also answers HEAD), *path* (as
+        sent, or a compiled :mod:`re` pattern; a str may carry the query
+        after ``?``), *query* (a raw str, or a dict compared with
+        :attr:`Request.params`, values as strings), *match_headers* (name
+        to value, pattern, or ``None`` for absent), *match_body* (bytes,
+        or str compared with the decoded text), *match_json* (compared as
+        data), *match_form* (fields that must have those values) and
+        *match* (a predicate of the :class:`Request`) decide which requests
+        it answers.  The answer is *status*, *headers* and *body* (bytes,
+        str, or an iterable of pieces sent chunked, *chunk_delay* seconds
+        apart) or *json*, cut after *truncate* body bytes if given; or
+        *handler*, called with the request object as a server handler is.
+        *delay* seconds pass first.  *times* (``None``: always) bounds how
+        often it answers; *ordered* ones answer in turn.  Every argument
+        is checked now.  Return the :class:`Expectation`.
+        """
+        return self._canned.make(method, path, query, match_headers, match_body, match_json,
+                                 match_form, match, status, headers, body, json, handler,
+                                 delay, chunk_delay, truncate, times, ordered)
+
+    @property
+    def expectations(self):
+        """The registered :class:`Expectation` objects, oldest first."""
+        return self._canned.snapshot()
+
+    def clear_expectations(self):
+        """Forget every expectation."""
+        self._canned.clear()
+
+    def check_expectations(self):
+        """Raise :exc:`AssertionError` unless every expectation was used.
+
+        Used means: answered at least once, and exactly ``times`` times when
+        ``times`` was given.  ``stop()`` checks this too when ``strict``.
+        """
+        self._canned.check()
+
+    def _answer(self, request):
+        """Answer *request* (the request object): expectations first."""
+        self._canned.answer(request)
 
     @property
     def requests(self):

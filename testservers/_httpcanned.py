@@ -1,6 +1,7 @@
-"""Canned HTTP responses: Expectation, UnexpectedRequest.
+"""Canned HTTP responses: Expectation, UnexpectedRequest, and the part
+(:class:`_Expectations`) that holds an HTTP server's expectations.
 
-The expectations that :meth:`_CannedMixin.expect` registers answer first,
+The expectations that ``TestHTTPServer.expect()`` registers answer first,
 in the spirit of pytest-httpserver but with nothing to install; a request
 that matches none goes to the server's handler, or, when it has none, is
 answered 404 and recorded as an :exc:`UnexpectedRequest` (listing why
@@ -132,36 +133,26 @@ def _is_default(value, default):
     return value is default or (type(value) is type(default) and value == default)
 
 
-class _CannedMixin:
-    """The expectations of the HTTP servers, tried before any handler."""
+class _Expectations:
+    """The expectations of an HTTP server: a part it holds (``_canned``).
 
-    allow_unmatched = False
-    strict = False
-    _no_strict_check = 0    # > 0 in restart(), and leaving a with block by an exception
-    _strict_seen = None     # the use of the expectations strict mode last raised for
+    It keeps them, finds the one that answers a request (before any
+    handler), reports why none did, and keeps strict mode's state: what
+    ``stop()`` last raised for, and when a check is waived.  The server's
+    ``expect()``, ``expectations``, ``clear_expectations()`` and
+    ``check_expectations()`` are its.
+    """
 
-    def expect(self, method, path, *, query=None, match_headers=None, match_body=None,
-               match_json=None, match_form=None, match=None, status=200, headers=None,
-               body=b"", json=None, handler=None, delay=0.0, chunk_delay=0.0,
-               truncate=None, times=None, ordered=False):
-        """Answer requests that match with a canned response, or a handler.
+    def __init__(self, server):
+        self._server = server
+        self.items = []             # the Expectation objects, oldest first
+        self._waived = 0            # > 0 in restart(), and leaving a with block by an exception
+        self._strict_seen = None    # the use of the expectations strict mode last raised for
 
-        *method* (``None``: any; ``"GET"`` also answers HEAD), *path* (as
-        sent, or a compiled :mod:`re` pattern; a str may carry the query
-        after ``?``), *query* (a raw str, or a dict compared with
-        :attr:`Request.params`, values as strings), *match_headers* (name
-        to value, pattern, or ``None`` for absent), *match_body* (bytes,
-        or str compared with the decoded text), *match_json* (compared as
-        data), *match_form* (fields that must have those values) and
-        *match* (a predicate of the :class:`Request`) decide which requests
-        it answers.  The answer is *status*, *headers* and *body* (bytes,
-        str, or an iterable of pieces sent chunked, *chunk_delay* seconds
-        apart) or *json*, cut after *truncate* body bytes if given; or
-        *handler*, called with the request object as a server handler is.
-        *delay* seconds pass first.  *times* (``None``: always) bounds how
-        often it answers; *ordered* ones answer in turn.  Every argument
-        is checked now.  Return the :class:`Expectation`.
-        """
+    def make(self, method, path, query, match_headers, match_body, match_json, match_form,
+             match, status, headers, body, json, handler, delay, chunk_delay, truncate,
+             times, ordered):
+        """Check the arguments of ``expect()``; register and return the Expectation."""
         matcher = _Matcher(method, path, query, match_headers, match_body, match_json,
                            match_form, match)
         if not isinstance(ordered, bool):
@@ -189,94 +180,75 @@ class _CannedMixin:
         if reply is not None and reply.one_shot and times != 1:
             raise ValueError("a body given as an iterator (a generator) can be sent once: "
                              "pass times=1, or give a list of pieces to answer every time")
-        exp = Expectation(self, matcher, reply, handler, delay, times, ordered)
-        with self._cond:
-            self._expectations.append(exp)
+        exp = Expectation(self._server, matcher, reply, handler, delay, times, ordered)
+        with self._server._cond:
+            self.items.append(exp)
         return exp
 
-    @property
-    def expectations(self):
-        """The registered :class:`Expectation` objects, oldest first."""
-        with self._cond:
-            return list(self._expectations)
+    def snapshot(self):
+        with self._server._cond:
+            return list(self.items)
 
-    def clear_expectations(self):
-        """Forget every expectation."""
-        with self._cond:
-            self._expectations = []
+    def clear(self):
+        with self._server._cond:
+            self.items = []
 
-    def check_expectations(self):
-        """Raise :exc:`AssertionError` unless every expectation was used.
-
-        Used means: answered at least once, and exactly ``times`` times when
-        ``times`` was given.  ``stop()`` checks this too when ``strict``.
-        """
-        with self._cond:
-            unused = [e for e in self._expectations
+    def check(self):
+        """Raise :exc:`AssertionError` unless every expectation was used."""
+        with self._server._cond:
+            unused = [e for e in self.items
                       if not e._count or (e.times is not None and e.remaining)]
         if unused:
             raise AssertionError("%r: %d expectations not used as declared: %s" % (
-                self, len(unused), "; ".join(repr(e) for e in unused)))
+                self._server, len(unused), "; ".join(repr(e) for e in unused)))
 
-    def stop(self, timeout=None):
-        """Stop serving, then, when ``strict``, check the expectations."""
-        super().stop(timeout)
-        if self.strict and not self._no_strict_check:
-            with self._cond:
-                seen = self._strict_state()
-                if seen == self._strict_seen:
-                    return          # raised (or waived) already for just this
-                self._strict_seen = seen
-            self.check_expectations()
+    # -- strict mode --------------------------------------------------------
 
-    def _strict_state(self):
-        return [(e, e._count) for e in self._expectations]
+    def check_after_stop(self):
+        """Strict mode, after a stop(): check, once for a given use."""
+        with self._server._cond:
+            if self._waived:
+                return
+            seen = self._state()
+            if seen == self._strict_seen:
+                return          # raised (or waived) already for just this
+            self._strict_seen = seen
+        self.check()
 
-    def restart(self, timeout=None):
-        """Stop, then start again on the same port (or path)."""
-        return self._without_strict_check(super().restart, timeout)
+    def _state(self):
+        return [(e, e._count) for e in self.items]
 
-    def __exit__(self, *exc_info):
-        if exc_info[0] is None:
-            return super().__exit__(*exc_info)
-        # The exception leaving the block says more than the expectations
-        # it left unused: do not replace it with theirs, now or later.
-        try:
-            return self._without_strict_check(super().__exit__, *exc_info)
-        finally:
-            with self._cond:
-                self._strict_seen = self._strict_state()
+    def waive(self, more=1):
+        """Waive the strict check (*more* = 1) or end a waiver (-1)."""
+        with self._server._cond:
+            self._waived += more
 
-    async def __aexit__(self, *exc_info):
-        if exc_info[0] is None:
-            return await super().__aexit__(*exc_info)
-        with self._cond:                # as __exit__: the exception wins
-            self._no_strict_check += 1
-        try:
-            return await super().__aexit__(*exc_info)
-        finally:
-            with self._cond:
-                self._no_strict_check -= 1
-                self._strict_seen = self._strict_state()
-
-    def _without_strict_check(self, func, *args):
-        with self._cond:
-            self._no_strict_check += 1
+    def waived(self, func, *args):
+        """Call ``func(*args)`` with the strict check waived."""
+        self.waive()
         try:
             return func(*args)
         finally:
-            with self._cond:
-                self._no_strict_check -= 1
+            self.waive(-1)
 
-    def _answer(self, request):
+    def settle(self):
+        """The exception leaving a with block said more than the expectations
+        it left unused: do not replace it with theirs, now or later."""
+        with self._server._cond:
+            self._strict_seen = self._state()
+
+    # -- answering ------------------------------------------------------------
+
+    def answer(self, request):
         """Answer *request*: by an expectation, else the handler, else 404."""
-        handler = self._handler
-        if handler is not None and not self._expectations:
+        server = self._server
+        handler = server._handler
+        if handler is not None and not self.items:
             _call(handler, request)     # the usual case: no matching at all
             return
         exp, report = self._match(request.record)
         if exp is not None:
-            exp._respond(request, self._halt)
+            exp._respond(request, server._halt)
         elif handler is not None:
             _call(handler, request)
         else:
@@ -290,12 +262,12 @@ class _CannedMixin:
         next ordered expectation is tried first, then those with ``times``,
         then the others, each group in registration order.
         """
-        with self._cond:
-            exps = list(self._expectations)
+        server = self._server
+        with server._cond:
+            exps = list(self.items)
 
         def head():
-            return next((e for e in self._expectations if e.ordered and not e._used_up()),
-                        None)
+            return next((e for e in self.items if e.ordered and not e._used_up()), None)
         due = head()
         order = ([due] if due is not None else []) + [
             e for e in exps if not e.ordered and e.times is not None] + [
@@ -304,14 +276,14 @@ class _CannedMixin:
         for exp in order:
             why = exp._used_up() or exp._matcher.differences(request, errors.append)
             if why is None:
-                with self._cond:
+                with server._cond:
                     why = exp._claim(request, head)
                 if why is None:
                     found = exp
                     break
             reasons[exp] = why
         for exc in errors:
-            self._record_error(exc)
+            server._record_error(exc)
         if found is not None:
             return found, None
         report = []
@@ -330,11 +302,12 @@ class _CannedMixin:
         record = request.record
         text = "no expectation matches %s %s" % (record.method, record.target)
         if report:
-            count = len(self._expectations)
+            count = len(self.items)
             text += "; the %s:\n%s" % ("expectation" if count == 1 else "%d expectations" % count,
                                        "\n".join(report))
         else:
             text += "; there are no expectations"
-        if not self.allow_unmatched:
-            self._record_error(UnexpectedRequest("%r: the client got 404: %s" % (self, text)))
+        server = self._server
+        if not server.allow_unmatched:
+            server._record_error(UnexpectedRequest("%r: the client got 404: %s" % (server, text)))
         request._send_simple(404, text, request.close_connection)

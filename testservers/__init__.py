@@ -22,7 +22,8 @@ from ._datagram import TestUDPServer, TestUnixDatagramServer
 from ._process import ProcessServer
 from ._smtp import Message, TestSMTPServer
 from ._http import TestHTTPServer, TestUnixHTTPServer
-from ._httpcanned import Expectation, Request, UnexpectedRequest
+from ._httpcanned import Expectation, UnexpectedRequest
+from ._httprecords import Request
 from ._logformats import SyslogMessage, log_records, parse_syslog, split_syslog_stream
 from ._tls import (CA_CERT_FILE, CERT_NOT_AFTER, CLIENT_CERT_FILE, SERVER_CERT_FILE,
                    TLS_SCENARIOS, TLSInfo, client_ssl_context, server_ssl_context)

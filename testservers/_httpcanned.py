@@ -11,7 +11,6 @@ expectation matches is in ``_httpmatch``, how it answers in
 """
 
 from ._httpmatch import _Matcher, check_callable
-from ._httprecords import Request, _split_target    # noqa: F401 (_httpconn, __init__)
 from ._httpreply import _call, _Reply, _number
 from ._records import _awaitable
 

@@ -20,7 +20,7 @@ import http.server
 
 from ._httpadapter import _Adapter, http_date
 from ._httpbody import _Spool, body_stream
-from ._httpcanned import Request
+from ._httprecords import Request
 from ._httpproto import (CONTINUE, NEED_DATA, Data, EndOfMessage, Rejected, RequestHead,
                          ServerConnection, connection_value)
 from ._httpreply import _Reply, _started

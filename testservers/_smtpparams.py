@@ -73,6 +73,23 @@ def xtext_decode(value):
         return None
 
 
+def _split_params(params):
+    """Split ESMTP parameters into ``(KEYWORD, "=" or "", value)``.
+
+    Return ``(None, split)``, or ``(reply, None)`` when a keyword is given
+    twice (a 501: RFC 5321 leaves it undefined, so it is refused).
+    """
+    seen, split = set(), []
+    for param in params:
+        key, eq, value = param.partition("=")
+        key = key.upper()
+        if key in seen:
+            return "501 5.5.4 Duplicate %s parameter" % key, None
+        seen.add(key)
+        split.append((key, eq, value))
+    return None, split
+
+
 def mail_params(params, offered, size_limit):
     """Check the parameters of MAIL against the extensions *offered*.
 
@@ -83,13 +100,10 @@ def mail_params(params, offered, size_limit):
     parsed = {"smtputf8": False, "ret": None, "envid": None}
     if not params:
         return None, parsed
-    seen = set()
-    for param in params:
-        key, eq, value = param.partition("=")
-        key = key.upper()
-        if key in seen:
-            return "501 5.5.4 Duplicate %s parameter" % key, None
-        seen.add(key)
+    refused, split = _split_params(params)
+    if refused:
+        return refused, None
+    for key, eq, value in split:
         if key == "SIZE" and eq and "SIZE" in offered:      # RFC 1870 6
             if not (value.isascii() and value.isdigit()):
                 return "501 5.5.4 Bad SIZE parameter", None
@@ -129,13 +143,10 @@ def rcpt_params(params, offered):
     parsed = {"notify": None, "orcpt": None}
     if not params:
         return None, parsed
-    seen = set()
-    for param in params:
-        key, eq, value = param.partition("=")
-        key = key.upper()
-        if key in seen:
-            return "501 5.5.4 Duplicate %s parameter" % key, None
-        seen.add(key)
+    refused, split = _split_params(params)
+    if refused:
+        return refused, None
+    for key, eq, value in split:
         if not (eq and "DSN" in offered and key in ("NOTIFY", "ORCPT")):
             return BAD_OPTION, None
         if key == "NOTIFY":     # RFC 3461 4.1: NEVER alone, or a list

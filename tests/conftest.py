@@ -94,6 +94,26 @@ def no_leaks(request):
 
 
 @pytest.fixture
+def server():
+    """A started TestHTTPServer with no handler (canned responses)."""
+    import testservers
+    server = testservers.TestHTTPServer().start()
+    yield server
+    server.stop()
+
+
+def http_call(server, method, target, body=None, headers=None):
+    """Make one request with http.client; return (status, body)."""
+    conn = server.http_connection(TIMEOUT)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
 def logger(request):
     """A logger of its own that propagates nowhere; its handlers closed after."""
     log = logging.getLogger("testservers.tests." + request.node.name)

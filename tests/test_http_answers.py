@@ -14,24 +14,7 @@ import urllib.request
 import pytest
 
 import testservers
-from conftest import TIMEOUT
-
-
-@pytest.fixture
-def server():
-    server = testservers.TestHTTPServer().start()
-    yield server
-    server.stop()
-
-
-def call(server, method, target, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+from conftest import TIMEOUT, http_call as call
 
 
 def raw(server, request):

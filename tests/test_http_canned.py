@@ -22,13 +22,6 @@ from test_http import connect, read_response
 HAS_UNIX = hasattr(socket, "AF_UNIX")
 
 
-@pytest.fixture
-def server():
-    server = testservers.TestHTTPServer().start()
-    yield server
-    server.stop()
-
-
 def get(server, path, method="GET", data=None, headers=None):
     """Make one request with urllib; return (status, headers, body)."""
     request = urllib.request.Request(server.url(path), data=data, method=method,

@@ -15,25 +15,7 @@ import urllib.request
 import pytest
 
 import testservers
-from conftest import TIMEOUT
-
-
-@pytest.fixture
-def server():
-    server = testservers.TestHTTPServer().start()
-    yield server
-    server.stop()
-
-
-def call(server, method, target, body=None, headers=None):
-    """Make one request with http.client; return (status, body)."""
-    conn = server.http_connection(TIMEOUT)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+from conftest import TIMEOUT, http_call as call
 
 
 def multipart(fields, files=(), boundary="XyZ-boundary"):

@@ -567,3 +567,17 @@ def test_interpreter_flags_of_this_run():
     assert ("-X" in flags and "dev" in flags) == bool(sys.flags.dev_mode)
     assert [f for f in flags if f.startswith("-W")] == [
         "-W" + o for o in sys.warnoptions if not (o == "default" and sys.flags.dev_mode)]
+
+
+def test_a_server_that_takes_state_over_keeps_one_condition():
+    # The state a restarted child takes over brings a record store of its
+    # own; the server's parts (its loop and its connections) must lock and
+    # notify the condition that store's waiters wait on.
+    from testservers._processwire import _Registry, _dump_state, _load_state
+    old = testservers.TestTCPServer()
+    old.stop()
+    state = _dump_state(old, _Registry())
+    new, _ = _load_state(testservers.TestTCPServer, (), {}, state, bind=False)
+    assert new._store is not old._store
+    assert new._loop._cond is new._cond and new._conns._cond is new._cond
+    assert new._conns._lock is new._cond.lock

@@ -580,6 +580,10 @@ class _BaseServer:
         self.__init__(*args, **kwargs)
         state = dict(state(self) if callable(state) else state)
         self._conns._ids = state.pop("_conns._ids", self._conns._ids)
+        if "_store" in state:
+            # The parts (loop, connections) hold this server's condition:
+            # the store taken over keeps it, so the lock order stays one.
+            state["_store"].cond = self._store.cond
         vars(self).update(state)
         self._store._owner = self       # an unpickled store knows no owner
         if bind:

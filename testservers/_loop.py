@@ -69,6 +69,7 @@ class _ServiceLoop:
     def __init__(self, server):
         self._server = server
         self._cond = server._cond       # guards _wake and _timers
+        self._lock = self._cond.lock
         self.thread = None
         self._wake = None               # (reader, writer) while a loop runs
         self._timers = []               # heap of (due, seq, callable)
@@ -80,7 +81,7 @@ class _ServiceLoop:
         wake = socket.socketpair()
         for s in wake:
             s.setblocking(False)
-        with self._cond:
+        with self._lock:
             self._wake = wake
         begun = _Outcome()
         thread = threading.Thread(target=self._run, args=(wake, begun), daemon=True,
@@ -119,7 +120,7 @@ class _ServiceLoop:
                 begun.done(exc)     # start() raises it
         finally:
             sel.close()
-            with self._cond:
+            with self._lock:
                 leftover = []
                 if self._wake is wake:
                     # No loop follows this one: what was asked of it runs
@@ -136,7 +137,7 @@ class _ServiceLoop:
                     server._record_error(exc)
 
     def wakeup(self):
-        with self._cond:
+        with self._lock:
             wake = self._wake
             if wake is not None:
                 try:
@@ -149,7 +150,7 @@ class _ServiceLoop:
 
         Return False, having done nothing, if no loop is running to do it.
         """
-        with self._cond:
+        with self._lock:
             if self._wake is None:
                 return False
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), func))
@@ -178,7 +179,7 @@ class _ServiceLoop:
         return task.value
 
     def _next_timeout(self):
-        with self._cond:
+        with self._lock:
             if not self._timers:
                 return None         # idle: block, use no CPU
             return max(0.0, self._timers[0][0] - time.monotonic())
@@ -186,7 +187,7 @@ class _ServiceLoop:
     def _run_tasks(self, sel):
         now = time.monotonic()
         while True:
-            with self._cond:
+            with self._lock:
                 if not self._timers or self._timers[0][0] > now:
                     return
                 func = heapq.heappop(self._timers)[2]
@@ -207,15 +208,20 @@ class _Connections:
     def __init__(self, server):
         self._server = server
         self._cond = server._cond
+        self._lock = self._cond.lock
         self.live = {}
         self._ids = itertools.count(1)
         self._idle = []             # _Worker objects waiting for work
         self._workers = set()       # every pool thread alive
         self._closed = False
+        self._prefix = ""
 
     def open(self):
-        with self._cond:
+        with self._lock:
             self._closed = False
+            # The threads' names start with the server's, which a restart
+            # keeps (it binds the same address): made once per start().
+            self._prefix = self._server._thread_name()
 
     def spawn(self, sock, peer, target, prepare=None):
         """Track *sock* and run ``target(sock, peer, conn_id)`` on a thread.
@@ -227,10 +233,10 @@ class _Connections:
         conn_id = next(self._ids)
         if prepare is not None:
             prepare(sock, peer, conn_id)
-        prefix = self._server._thread_name()
+        prefix = self._prefix
         job = (target, sock, peer, conn_id,
                "%s conn %d from %s" % (prefix, conn_id, peer or "unnamed"), prefix)
-        with self._cond:
+        with self._lock:
             worker = self._idle.pop() if self._idle else None
             if worker is None:
                 worker = _Worker(self)
@@ -240,16 +246,16 @@ class _Connections:
 
     def swap(self, conn_id, sock):
         """Make *sock* the socket in use by connection *conn_id*."""
-        with self._cond:
+        with self._lock:
             if conn_id in self.live:
                 self.live[conn_id] = (sock, self.live[conn_id][1])
 
     def current(self, conn_id, default):
-        with self._cond:
+        with self._lock:
             return self.live.get(conn_id, (default,))[0]
 
     def sockets(self):
-        with self._cond:
+        with self._lock:
             return [sock for sock, _ in self.live.values()]
 
     def end_all(self):
@@ -259,7 +265,7 @@ class _Connections:
         threads exit now, busy ones after their job.  Return every pool
         thread still alive, for the caller to join against its deadline.
         """
-        with self._cond:
+        with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
             threads = list(self._workers)
@@ -298,13 +304,13 @@ class _Connections:
             self._finished(conn_id)
 
     def _finished(self, conn_id):
-        with self._cond:
+        with self._lock:
             self.live.pop(conn_id, None)
             self._cond.notify_all()
 
     def _park(self, worker):
         """Offer *worker* for the next job; False if it should exit."""
-        with self._cond:
+        with self._lock:
             if self._closed or len(self._idle) >= MAX_IDLE_THREADS:
                 self._workers.discard(worker.thread)
                 return False
@@ -313,7 +319,7 @@ class _Connections:
 
     def _unpark(self, worker):
         """The wait of *worker* ran out: True if it may exit (no job came)."""
-        with self._cond:
+        with self._lock:
             if worker in self._idle:
                 self._idle.remove(worker)
                 self._workers.discard(worker.thread)
@@ -349,7 +355,7 @@ class _Worker:
             self._ready.acquire()
             job, self._job = self._job, None
             if job is None:             # close(): the server stops
-                with pool._cond:
+                with pool._lock:
                     pool._workers.discard(self.thread)
                 return
             target, sock, peer, conn_id, name, prefix = job

@@ -133,7 +133,11 @@ class _Changes(threading.Condition):
     """
 
     def __init__(self):
-        super().__init__(threading.RLock())
+        # The lock itself, for the sections that only hold it: entered
+        # directly, it spares the Condition's Python-level __enter__ and
+        # __exit__ (several per connection).
+        self.lock = threading.RLock()
+        super().__init__(self.lock)
         self.changes = 0
         self.wakers = []    # one callable per awaiting coroutine
 
@@ -181,7 +185,7 @@ class _RecordStore:
 
     def append(self, kind, record):
         """Store *record* under *kind* and wake the waiters."""
-        with self.cond:
+        with self.cond.lock:
             items = self._records.setdefault(kind, [])
             if len(items) >= self._owner.max_records:
                 if kind not in self._overflowed:
@@ -198,21 +202,21 @@ class _RecordStore:
             return True
 
     def notify(self):
-        with self.cond:
+        with self.cond.lock:
             self.cond.notify_all()
 
     def snapshot(self, kind):
-        with self.cond:
+        with self.cond.lock:
             return list(self._records.get(kind, ()))
 
     def clear(self):
-        with self.cond:
+        with self.cond.lock:
             self._records.clear()
             self._overflowed.clear()
 
     def summary(self):
         """Say briefly what arrived, for the message of a failed wait."""
-        with self.cond:
+        with self.cond.lock:
             parts = []
             for kind, items in sorted(self._records.items()):
                 text = "%d %s" % (len(items), kind)
@@ -264,7 +268,7 @@ class _RecordStore:
     # -- errors -----------------------------------------------------------
 
     def record_error(self, exc):
-        with self.cond:
+        with self.cond.lock:
             if any(e is exc for e in self._errors):
                 return      # raised into a handler (by stop()) and out again
             # The list is a record store too: a handler that fails on every
@@ -282,21 +286,21 @@ class _RecordStore:
             self.cond.notify_all()
 
     def errors(self):
-        with self.cond:
+        with self.cond.lock:
             return list(self._errors)
 
     def has_errors(self):
-        with self.cond:
+        with self.cond.lock:
             return bool(self._errors)
 
     def take_errors(self):
-        with self.cond:
+        with self.cond.lock:
             errors, self._errors = self._errors, []
             self._unreported = self._errors_dropped = 0
             return errors
 
     def raise_errors(self):
-        with self.cond:
+        with self.cond.lock:
             if not self._unreported:
                 return
             pending = self._errors[-self._unreported:]

@@ -160,47 +160,34 @@ class _StreamServer(_BaseServer):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _on_readable(self, listener):
-        # Accept all that is pending: a backlog left to fill up drops SYNs,
-        # and the client then waits a second for its retry.
+        # One accept per wake-up: the selector is level-triggered, so more
+        # connections pending wake it again at once, and the usual case,
+        # one connection, spares the accept() that would find none.
         plan = self._accept_plan
         if plan is None:
             # As socket.accept() makes them, once per listener, not per accept.
             plan = ((int(listener.family), int(listener.type), listener.proto), None)
         shape, options = plan
-        # The public accept(): socket._accept() would spare the throwaway
-        # socket object, but it is private (issue 11: none where a public
-        # way exists).
-        accept = listener.accept
-        # Each connection is handed to its thread after the next accept()
-        # (usually the one that finds none): woken first, that thread would
-        # contend with this one for the GIL over that call.
-        pending = None
         try:
-            while not self._stopping:
-                try:
-                    conn, peer = accept()
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    if exc.errno in _TRANSIENT_ACCEPT:
-                        _log.debug("%r: accept() failed: %r", self, exc)
-                        return
-                    raise
-                sock = _CountingSocket(*shape, fileno=conn.detach())
-                if options is None:
-                    options = self._learn_options(sock)
-                    self._accept_plan = (shape, options)
-                else:
-                    for level, option in options:
-                        sock.setsockopt(level, option, 1)
-                if pending is not None:
-                    self._spawn_connection(pending[0], pending[1], self._connection,
-                                           self._new_connection)
-                pending = (sock, peer)
-        finally:
-            if pending is not None:
-                self._spawn_connection(pending[0], pending[1], self._connection,
-                                       self._new_connection)
+            # The public accept(): socket._accept() would spare the throwaway
+            # socket object, but it is private (issue 11: none where a public
+            # way exists).
+            conn, peer = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if exc.errno in _TRANSIENT_ACCEPT:
+                _log.debug("%r: accept() failed: %r", self, exc)
+                return
+            raise
+        sock = _CountingSocket(*shape, fileno=conn.detach())
+        if options is None:
+            options = self._learn_options(sock)
+            self._accept_plan = (shape, options)
+        else:
+            for level, option in options:
+                sock.setsockopt(level, option, 1)
+        self._spawn_connection(sock, peer, self._connection, self._new_connection)
 
     # ((family, type, proto), the options each accepted socket must set),
     # learnt from the listener's first accept.

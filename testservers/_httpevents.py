@@ -27,6 +27,11 @@ _TOKEN = re.compile(_TCHARS + rb"+")
 _NOT_TCHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _REQUEST_LINE = re.compile(rb"(%s+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHARS)
+# A whole head that is plainly valid, in one match: the request line, then
+# field lines whose names are tokens and whose values hold no NUL, CR or LF
+# (RFC 9110 5.5, RFC 9112 2.2), the last group holding the field lines.
+_PLAIN_HEAD = re.compile(rb"(%s+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
+                         rb"((?:\r\n%s+:[^\r\n\0]*)*)" % (_TCHARS, _TCHARS))
 # RFC 9112 7.1; the extensions are ignored, but they hold no NUL, bare CR
 # or other control character (RFC 9110 5.5).
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?")

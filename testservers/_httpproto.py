@@ -21,9 +21,12 @@ from ._httpevents import (  # noqa: F401 (the core's names, imported from here)
     MAX_HEADER_SIZE, MAX_HEADERS, MAX_REQUEST_LINE, NEED_DATA, PAUSED, RAW,
     REQUEST_TIMEOUT, UNFRAMED, ConnectionClosed, Data, Deadline, EndOfMessage, Rejected,
     RequestHead, _CHUNK_SIZE, _DIGITS, _MAX_EMPTY_LINES, _METHOD_PEEK, _NOT_TCHAR, _OWS,
-    _REQUEST_LINE, _TOKEN, _bad_target, _diagnose, connection_value, response_framing)
+    _PLAIN_HEAD, _REQUEST_LINE, _TOKEN, _bad_target, _diagnose, connection_value, response_framing)
 
 __all__ = []
+
+# The header fields the core itself reads (lower case).
+_CHECKED = frozenset(("connection", "host", "transfer-encoding", "content-length", "expect"))
 
 # Parser states.
 (_IDLE, _HEAD, _BODY, _CHUNK_LINE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _DONE,
@@ -260,37 +263,34 @@ class ServerConnection:
         """Take a head that is all in the buffer and plainly valid, at once.
 
         The common case, taken line by line, costs a call per line; here
-        the head is split once.  Anything this does not accept as it
-        stands (an empty line first, a bare LF, a limit reached, a field
-        that is not plain) is left to the line by line path, which then
-        gives the answer the rules give, so that both paths agree.
+        the head is matched and split once.  Anything this does not accept
+        as it stands (an empty line first, a bare LF, a limit reached, a
+        field that is not plain) is left to the line by line path, which
+        then gives the answer the rules give, so that both paths agree.
         """
         buf = self._buf
         end = buf.find(b"\r\n\r\n", 0, self.max_request_line + self.max_header_size + 4)
         if end < 0:
             return None
         block = bytes(buf[:end])
-        lines = block.split(b"\r\n")
-        count = len(lines) - 1
-        line = lines[0]
-        if (block.count(b"\n") != count or count > self.max_headers
-                or len(line) > self.max_request_line or line.find(b" ") > _METHOD_PEEK
-                or end - len(line) > self.max_header_size):
-            return None
-        match = _REQUEST_LINE.fullmatch(line)
+        match = _PLAIN_HEAD.fullmatch(block)
         if match is None:
             return None
-        fields = []
-        for field in lines[1:]:
-            name, colon, value = field.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name) or b"\0" in value or b"\r" in value:
-                return None
-            fields.append((name.decode("ascii"), value.decode("latin-1").lstrip(_OWS)))
-        self._parse_request_line(line, match)
+        lines = match.group(5)
+        line_end = end - len(lines)
+        if (line_end > self.max_request_line or block.find(b" ") > _METHOD_PEEK
+                or len(lines) > self.max_header_size):
+            return None
+        # The names are tokens, so latin-1 decodes them as ascii would.
+        fields = [field.partition(":")[::2] for field in lines.decode("latin-1").split("\r\n")]
+        del fields[0]               # what precedes the first CRLF: nothing
+        if len(fields) > self.max_headers:
+            return None
+        self._parse_request_line(block[:line_end], match)
         del buf[:end + 4]
         head = self.head
         head.raw = block + b"\r\n\r\n"
-        head.fields = fields
+        head.fields = [(name, value.lstrip(_OWS)) for name, value in fields]
         return self._head_done()
 
     def _parse_request_line(self, line, match=None):
@@ -299,9 +299,9 @@ class ServerConnection:
             match = _REQUEST_LINE.fullmatch(line)
         if match is None:
             raise _diagnose(line)
-        method, target, major, minor = match.groups()
+        method, target, major, minor = match.group(1, 2, 3, 4)
         head.method, head.target = method.decode("ascii"), target.decode("ascii")
-        if _bad_target(head.target):
+        if target[:1] != b"/" and _bad_target(head.target):
             raise Rejected(400, "malformed request target: %r" % head.target[:80])
         head.version = "HTTP/%c.%c" % (major[0], minor[0])
         if major != b"1":
@@ -311,16 +311,22 @@ class ServerConnection:
     def _head_done(self):
         head = self.head
         http11 = head.version != "HTTP/1.0"
-        fields = {}
+        fields = {}             # the fields that matter here, by lower-case name
         for name, value in head.fields:
-            fields.setdefault(name.lower(), []).append(value)
-        tokens = {t.strip(_OWS).lower() for v in fields.get("connection", ())
-                  for t in v.split(",")}
-        head.close = ("close" in tokens or not (http11 or "keep-alive" in tokens)
-                      or not self.keep_alive)
+            name = name.lower()
+            if name in _CHECKED:
+                fields.setdefault(name, []).append(value)
+        if fields:
+            tokens = {t.strip(_OWS).lower() for v in fields.get("connection", ())
+                      for t in v.split(",")}
+            close = "close" in tokens or not (http11 or "keep-alive" in tokens)
+        else:
+            close = not http11
+        head.close = close or not self.keep_alive
         if http11 and len(fields.get("host", ())) != 1:
             raise Rejected(400, "an HTTP/1.1 request needs one Host header (RFC 9112 3.2)")
-        self._framing(fields, http11)
+        if "transfer-encoding" in fields or "content-length" in fields:
+            self._framing(fields, http11)
         expect = fields.get("expect")
         if expect is not None:
             if [e.strip(_OWS).lower() for e in expect] != ["100-continue"]:

@@ -206,7 +206,8 @@ class _Replay(io.RawIOBase):
         # The handler's own head decides, except that a connection the
         # server will close says so (RFC 9112 9.6).
         edit = b"close" if head.close and head.version != "HTTP/1.0" else None
-        self._sources = [io.BytesIO(head.raw), pump.start_response(edit)]
+        pump.start_response(edit)
+        self._sources = [io.BytesIO(head.raw), pump.body_file()]
         return True
 
     def close(self):

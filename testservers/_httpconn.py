@@ -20,7 +20,7 @@ import http.server
 
 from ._httpadapter import _Adapter, http_date
 from ._httpbody import _Spool, body_stream
-from ._httprecords import Request
+from ._httprecords import Request, _Fields
 from ._httpproto import (CONTINUE, NEED_DATA, Data, EndOfMessage, Rejected, RequestHead,
                          ServerConnection, connection_value)
 from ._httpreply import _Reply, _started
@@ -28,6 +28,8 @@ from ._httpwire import _ResponseWriter
 from ._pump import RECV_SIZE, _Pump
 
 __all__ = []
+
+_UNSET = object()       # a request object's headers were not set by its handler
 
 
 class _Exchange:
@@ -102,17 +104,13 @@ class _Exchange:
             raise
 
     def _make_headers(self, head):
-        # An HTTPMessage as http.client.parse_headers builds it, without the
-        # email parser: obsolete folding is refused, so each line is one
-        # field (the email parser's compat32 policy keeps values as is).
+        # The record's headers, built from the fields when first read.
         if head is None or head.fields is None:
             self.headers = None
             return
         message_class = (self.handler.MessageClass if self.handler is not None
                          else http.client.HTTPMessage)
-        self.headers = headers = message_class()
-        for name, value in head.fields:
-            headers.set_raw(name, value)
+        self.headers = _Fields((message_class, head.fields))
 
     def new_record(self, rejected=None):
         head = self.head
@@ -128,7 +126,10 @@ class _Exchange:
         head = self.head
         self.writer.start(self.new_record(), head.method, edit, self.server.close_unframed,
                           head.expect_continue)
-        return body_stream(self.body, head.chunked, self.trailers)
+
+    def body_file(self):
+        """Return a new file reading this request's body as it was sent."""
+        return body_stream(self.body, self.head.chunked, self.trailers)
 
     def reject(self, event):
         """Record a refused request and answer it, then close."""
@@ -209,8 +210,36 @@ class _RequestHandler(_Adapter):
 
     def setup(self):
         self._setup_pump()
-        self.rfile = self._stream = None
-        self.record = None
+        self._stream = self.record = None
+        self._own_headers = _UNSET
+
+    # The body stream and the headers are made when first asked for: most
+    # handlers read neither for most requests.
+
+    @property
+    def rfile(self):
+        """The request body as it was sent (chunked coding included)."""
+        stream = self._stream
+        if stream is None and self.record is not None:
+            stream = self._stream = self._pump.body_file()
+        return stream
+
+    @rfile.setter
+    def rfile(self, value):
+        self._stream = value
+
+    @property
+    def headers(self):
+        """The request's header fields, an :class:`http.client.HTTPMessage`."""
+        own = self._own_headers
+        if own is not _UNSET:
+            return own          # the handler set its own
+        record = self.record
+        return record.headers if record is not None else None
+
+    @headers.setter
+    def headers(self, value):
+        self._own_headers = value
 
     def finish(self):
         if self._stream is not None:
@@ -223,7 +252,8 @@ class _RequestHandler(_Adapter):
             pass
 
     def _handle_one(self, pump):
-        self.command = self.path = self.headers = self.record = None
+        self.command = self.path = self.record = None
+        self._own_headers = _UNSET
         self.request_version, self.requestline = "HTTP/1.1", ""
         self._head_lines, self._status = [], None
         self.close_connection = True
@@ -236,10 +266,8 @@ class _RequestHandler(_Adapter):
         self.command, self.path, self.request_version = head.method, head.target, head.version
         self.raw_requestline = head.raw[:head.raw.index(b"\r\n") + 2]
         self.requestline = self.raw_requestline[:-2].decode("latin-1")
-        self.headers = pump.headers
         self.close_connection = head.close
-        self.rfile = self._stream = pump.start_response(
-            connection_value(head.version, head.close))
+        pump.start_response(connection_value(head.version, head.close))
         self.record = pump.record
         return self._respond(pump)
 

@@ -33,6 +33,26 @@ def _split_target(target):
     return parts.path or "/", parts.query
 
 
+class _Fields(tuple):
+    """``(message_class, [(name, value), ...])``: headers not parsed yet.
+
+    A request's :class:`~http.client.HTTPMessage` is built from its fields
+    when first asked for (most handlers never read most requests' headers).
+    """
+
+    __slots__ = ()
+
+    def build(self):
+        # As http.client.parse_headers builds it, without the email parser:
+        # obsolete folding is refused, so each line is one field (the email
+        # parser's compat32 policy keeps values as they are).
+        message_class, fields = self
+        message = message_class()
+        for name, value in fields:
+            message.set_raw(name, value)
+        return message
+
+
 class Request:
     """One HTTP request as the server read it.
 
@@ -60,7 +80,7 @@ class Request:
         self.target = target
         self.path, self.query = _split_target(target)
         self.version = version
-        self.headers = headers if headers is not None else HTTPMessage()
+        self._headers = headers if headers is not None else _Fields((HTTPMessage, ()))
         self._body = body
         self.trailers = list(trailers)
         self.client_address = client_address
@@ -69,6 +89,18 @@ class Request:
         self.rejected = rejected
         self.status = None
         self.received = time.monotonic()
+
+    @property
+    def headers(self):
+        """The header fields, an :class:`http.client.HTTPMessage`."""
+        headers = self._headers
+        if type(headers) is _Fields:
+            headers = self._headers = headers.build()
+        return headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
 
     @property
     def body(self):

@@ -178,13 +178,20 @@ class _ServiceLoop:
             raise task.error
         return task.value
 
+    # Both look at the heap without the lock first: a task queued after that
+    # look wakes the loop (call_soon), which then looks again.
+
     def _next_timeout(self):
+        if not self._timers:
+            return None             # idle: block, use no CPU
         with self._lock:
             if not self._timers:
-                return None         # idle: block, use no CPU
+                return None
             return max(0.0, self._timers[0][0] - time.monotonic())
 
     def _run_tasks(self, sel):
+        if not self._timers:
+            return
         now = time.monotonic()
         while True:
             with self._lock:

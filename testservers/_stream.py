@@ -236,16 +236,18 @@ class _StreamServer(_BaseServer):
         finally:
             if record.closed_by is None:
                 record.closed_by = "server"
-            # The socket in use: a STARTTLS may have swapped it.
-            sock = self._conns.current(conn_id, sock)
+            if record.tls:
+                # The socket in use: a STARTTLS may have swapped it.
+                sock = self._conns.current(conn_id, sock)
             if sock.fileno() >= 0 and not self._stopping and not sock._dropped:
                 try:
                     sock.shutdown(socket.SHUT_WR)   # a FIN before close
                 except OSError:
                     pass
             sock.close()
+            # The waits see it once the connection is off the live set
+            # (_Connections._finished notifies, right after this).
             record.closed = time.monotonic()
-            self._notify()
 
     def _data_overflow(self, record, kept, piece):
         """Keep *piece*, the part of a read that fits; report the first overflow."""

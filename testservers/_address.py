@@ -93,10 +93,32 @@ def parse_address(cls, addr):
     return family, tuple(addr), None
 
 
+class _Listener(socket.socket):
+    """A server's socket, whose ``family`` and ``type`` are read once.
+
+    :class:`socket.socket` makes an enum of each on every read, and its
+    :meth:`~socket.socket.accept` reads both for each connection.
+    """
+
+    __slots__ = ("_family", "_type")
+
+    def __init__(self, family, socket_type):
+        super().__init__(family, socket_type)
+        self._family, self._type = super().family, super().type
+
+    @property
+    def family(self):
+        return self._family
+
+    @property
+    def type(self):
+        return self._type
+
+
 def open_listener(family, socket_type, bind_addr, reuse, configure, backlog):
     """Return a new non-blocking socket bound to *bind_addr* (and listening,
     for a stream), after ``configure(sock)`` set its options."""
-    sock = socket.socket(family, socket_type)
+    sock = _Listener(family, socket_type)
     try:
         # Only a restart re-binds with SO_REUSEADDR, and only on POSIX,
         # where it cannot steal a live port: connections the server closed

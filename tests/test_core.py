@@ -373,3 +373,16 @@ def test_raise_errors_fails_fast_once_and_keeps_the_list():
             server.raise_errors()
         assert server.raise_errors() is None            # raised once
         assert [type(e) for e in server.errors] == [LookupError]
+
+
+@pytest.mark.parametrize("cls, kind", [(testservers.TestTCPServer, socket.SOCK_STREAM),
+                                       (testservers.TestUDPServer, socket.SOCK_DGRAM)])
+def test_the_server_socket_is_a_socket_with_enum_family_and_type(cls, kind):
+    server = cls()
+    try:
+        assert isinstance(server.socket, socket.socket)
+        assert server.socket.family is socket.AF_INET
+        assert server.socket.type is kind
+        assert "family=" in repr(server.socket)
+    finally:
+        server.stop()

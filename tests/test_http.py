@@ -679,3 +679,31 @@ def test_a_head_from_send_header_is_not_scanned_again(make, monkeypatch):
             assert conn.getresponse().read() == b"POST /s abc"
     finally:
         conn.close()
+
+
+def test_the_request_object_of_a_callable_handler_has_http_servers_attributes(make):
+    # The request line, the headers and rfile are made when first read; each
+    # request of a keep-alive connection sees its own.
+    seen = []
+
+    def handler(request):
+        seen.append((request.requestline, request.raw_requestline, request.command,
+                     request.path, request.request_version, request.headers["X-N"],
+                     request.headers is request.record.headers, request.rfile.read()))
+        request.headers = "set by the handler"
+        seen.append(request.headers)
+        request.respond(200, body=b"ok")
+
+    server = make(handler)
+    conn = server.http_connection()
+    for n, body in ((1, b"one"), (2, b"")):
+        conn.request("POST", "/p?%d" % n, body=body, headers={"X-N": str(n)})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"ok")
+    conn.close()
+    assert seen == [
+        ("POST /p?1 HTTP/1.1", b"POST /p?1 HTTP/1.1\r\n", "POST", "/p?1", "HTTP/1.1", "1",
+         True, b"one"), "set by the handler",
+        ("POST /p?2 HTTP/1.1", b"POST /p?2 HTTP/1.1\r\n", "POST", "/p?2", "HTTP/1.1", "2",
+         True, b""), "set by the handler"]
+    assert [r.headers["X-N"] for r in server.requests] == ["1", "2"]

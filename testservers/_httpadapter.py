@@ -51,7 +51,7 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
         self._pump = pump = self.request._testservers_pump
         pump.handler = self
         self._head_lines = []
-        self._framing = ([], False, set())  # Content-Length values, chunked, Connection
+        self._clear_framing()
         self._status = None
         self.wfile = pump.writer
         # As parse_request() leaves them on a request it cannot read.
@@ -86,6 +86,12 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
 
     # -- the head, as http.server builds it (without its private buffer) -----
 
+    def _clear_framing(self):
+        # What the head's fields said of its framing: its Content-Length
+        # values (None: none), whether it has a Transfer-Encoding, and its
+        # Connection tokens (lower case).
+        self._lengths, self._chunked, self._tokens = None, False, _NO_TOKENS
+
     def send_response_only(self, code, message=None):
         if self.request_version != "HTTP/0.9":
             if message is None:
@@ -93,23 +99,27 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
             self._head_lines.append(("%s %d %s\r\n" % (self.protocol_version, code, message))
                                     .encode("latin-1", "strict"))
             self._status = code
-            self._framing = ([], False, set())
+            self._clear_framing()
 
     def send_header(self, keyword, value):
         if self.request_version != "HTTP/0.9":
             self._head_lines.append(("%s: %s\r\n" % (keyword, value)).encode("latin-1", "strict"))
         name = keyword.lower()
-        if name == "connection":
+        if name not in _FRAMING_FIELDS:
+            return
+        if name == "content-length":
+            if self._lengths is None:
+                self._lengths = []
+            self._lengths.append(str(value))
+        elif name == "transfer-encoding":
+            self._chunked = True
+        else:
             tokens = {t.strip().lower() for t in str(value).split(",")}
-            self._framing[2].update(tokens)
+            self._tokens = self._tokens | tokens
             if "close" in tokens:
                 self.close_connection = True
             elif "keep-alive" in tokens:
                 self.close_connection = False
-        elif name == "content-length":
-            self._framing[0].append(str(value))
-        elif name == "transfer-encoding":
-            self._framing = (self._framing[0], True, self._framing[2])
 
     def end_headers(self):
         if self.request_version != "HTTP/0.9":
@@ -124,8 +134,8 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
         if self._status is None:
             self.wfile.write(head)      # no send_response(): as raw bytes
             return
-        lengths, chunked, tokens = self._framing
-        self.wfile.write_head(head, self._status, lengths, chunked, tokens)
+        self.wfile.write_head(head, self._status, self._lengths or (), self._chunked,
+                              self._tokens)
         self._status = None
 
     def date_time_string(self, timestamp=None):
@@ -147,7 +157,29 @@ class _Adapter(http.server.BaseHTTPRequestHandler):
             _log.info("%r: %s %s", self.server, self.address_string(), format % args)
 
 
+_FRAMING_FIELDS = frozenset(("content-length", "transfer-encoding", "connection"))
+_NO_TOKENS = frozenset()
+
 _date = (None, "")      # (second, its HTTP date)
+
+
+_stamp = (None, None, b"")     # (second, server name, the Server and Date lines)
+
+
+def server_and_date(server_name):
+    """Return a response's Server and Date field lines, as bytes.
+
+    As ``send_header()`` makes them, once per second (neither bears on
+    the framing, which is all ``send_header()`` notes besides).
+    """
+    global _stamp
+    now = int(time.time())
+    second, name, lines = _stamp
+    if second != now or name != server_name:
+        lines = ("Server: %s\r\nDate: %s\r\n" % (server_name, http_date())).encode(
+            "latin-1", "strict")
+        _stamp = (now, server_name, lines)    # one tuple: a thread sees all or none
+    return lines
 
 
 def http_date():

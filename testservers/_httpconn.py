@@ -18,7 +18,7 @@ replays each request as it was sent once the pump accepted it whole
 import http.client
 import http.server
 
-from ._httpadapter import _Adapter, http_date
+from ._httpadapter import _Adapter, http_date, server_and_date
 from ._httpbody import _Spool, body_stream
 from ._httprecords import Request, _Fields
 from ._httpproto import (CONTINUE, NEED_DATA, Data, EndOfMessage, Rejected, RequestHead,
@@ -198,6 +198,13 @@ class _RequestHandler(_Adapter):
             return self._call_handler
         raise AttributeError(name)
 
+    def send_response(self, code, message=None):
+        # http.server's, with the Server and Date lines made once a second.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        if self.request_version != "HTTP/0.9":
+            self._head_lines.append(server_and_date(self.version_string()))
+
     def log_request(self, code="-", size="-"):
         # Quiet unless the server's log option asks (log_message() checks
         # it too): http.server's own formats its line first.
@@ -227,6 +234,26 @@ class _RequestHandler(_Adapter):
     @rfile.setter
     def rfile(self, value):
         self._stream = value
+
+    @property
+    def raw_requestline(self):
+        """The request line as it was sent, with its CRLF."""
+        head = self._pump.head
+        raw = head.raw if head is not None else b""
+        end = raw.find(b"\r\n")
+        return raw[:end + 2] if end >= 0 else raw
+
+    @property
+    def requestline(self):
+        """The request line, as str (what log_request() logs)."""
+        line = self._line
+        if line is None:
+            line = self._line = self.raw_requestline[:-2].decode("latin-1")
+        return line
+
+    @requestline.setter
+    def requestline(self, value):
+        self._line = value
 
     @property
     def headers(self):
@@ -264,8 +291,7 @@ class _RequestHandler(_Adapter):
             return False
         head = pump.head
         self.command, self.path, self.request_version = head.method, head.target, head.version
-        self.raw_requestline = head.raw[:head.raw.index(b"\r\n") + 2]
-        self.requestline = self.raw_requestline[:-2].decode("latin-1")
+        self._line = None           # requestline, from the head when asked for
         self.close_connection = head.close
         pump.start_response(connection_value(head.version, head.close))
         self.record = pump.record

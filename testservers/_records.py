@@ -186,7 +186,9 @@ class _RecordStore:
     def append(self, kind, record):
         """Store *record* under *kind* and wake the waiters."""
         with self.cond.lock:
-            items = self._records.setdefault(kind, [])
+            items = self._records.get(kind)
+            if items is None:
+                items = self._records[kind] = []
             if len(items) >= self._owner.max_records:
                 if kind not in self._overflowed:
                     self._overflowed.add(kind)

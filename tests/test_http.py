@@ -308,6 +308,30 @@ def test_close_with_pipelined_requests_unread_keeps_first_response(make):
         f.close()
 
 
+def test_close_with_unread_bytes_does_not_cut_a_large_response(make):
+    # More pipelined requests than the server reads at once: some are still
+    # unread in the kernel when it closes.  A close() then sends a reset,
+    # which throws away what the send buffer still holds of the response,
+    # unless the server first reads what the client sent.
+    big = b"x" * (8 << 20)
+
+    def handler(request):
+        request.send_response(200)
+        request.send_header("Connection", "close")
+        request.send_header("Content-Length", str(len(big)))
+        request.end_headers()
+        request.wfile.write(big)
+
+    server = make(handler)
+    with connect(server) as sock:
+        sock.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n" * 5000)
+        f = sock.makefile("rb")
+        status, headers, body = read_response(f)
+        assert (status, len(body)) == (200, len(big))
+        assert f.read() == b""
+        f.close()
+
+
 def test_faults_apply_to_http(make):
     server = make(echo)
     with server.drip(chunk=7, interval=0):

@@ -35,6 +35,13 @@ _WRITE = os.write if os.name == "posix" else None
 _SOCKET_RECV = socket.socket.recv
 _poll = getattr(select, "poll", None)       # not on Windows
 _POLLIN = getattr(select, "POLLIN", 1)
+try:                # POSIX: how many received bytes wait unread, in one call
+    import fcntl
+    import termios
+    _FIONREAD = termios.FIONREAD
+except (ImportError, AttributeError):
+    _FIONREAD = None
+_NO_INT = bytes(struct.calcsize("i"))
 
 RECV_SIZE = 65536       # bytes asked of each recv()
 _KEEP = object()        # recv(): leave the timeout as it is
@@ -266,7 +273,13 @@ class _Pump:
         """
         sock = self.sock
         try:
-            if not linger:
+            if not linger and _FIONREAD is not None:
+                # Usually nothing waits (the client's FIN may: it is no
+                # byte to read): one ioctl says how many bytes do.
+                waiting, = struct.unpack("i", fcntl.ioctl(sock.fileno(), _FIONREAD, _NO_INT))
+                if not waiting:
+                    return
+            elif not linger:
                 if _poll is not None:
                     # Usually nothing waits: one poll() says so, where the
                     # switch to non-blocking (an ioctl) and the peek below

@@ -31,7 +31,7 @@ BLOCK = re.compile(r"^\.\. benchmark figures: (\w+)\n(.*?)^\.\. end of benchmark
 PAGES = {
     "README.rst": ["readme"],
     "Doc/library/testservers.rst": ["load", "performance"],
-    "Doc/library/testservers-http.rst": ["http"],
+    "Doc/library/testservers-http.rst": ["upload", "http"],
     "Doc/library/testservers-smtp.rst": ["smtp"],
 }
 REGENERATE = "python3 benchmarks/run_all.py --pin 0 --update-docs"
@@ -250,8 +250,26 @@ def render_load(results):
                           "median of datagrams that never arrived."))
 
 
+def render_upload(results):
+    upload = results.get("upload")
+    if not upload:
+        return wrap("``benchmarks/run_all.py`` did not measure uploads in the run "
+                    "these pages quote.")
+    seconds = upload["seconds"]
+    return wrap(
+        "``benchmarks/run_all.py`` measures this with ``benchmarks/bench_upload.py``: "
+        "a server in a child process, with ``max_body_size=None`` and a handler that "
+        "reads ``rfile`` 64 KiB at a time, takes a %d MiB upload framed by "
+        "Content-Length and then one in chunked coding over loopback (%s s and %s s).  "
+        "Its peak resident set size (``VmHWM``) was %.1f MiB after both uploads, "
+        "against %.1f MiB before the first.  ``python3 benchmarks/bench_upload.py`` "
+        "runs this measure alone."
+        % (upload["size_mib"], fmt(seconds["content-length"]), fmt(seconds["chunked"]),
+           upload["peak_kib"] / 1024.0, upload["peak_before_kib"] / 1024.0))
+
+
 RENDER = {"readme": render_readme, "http": render_http, "smtp": render_smtp,
-          "performance": render_performance, "load": render_load}
+          "performance": render_performance, "load": render_load, "upload": render_upload}
 
 
 def render(name, results):

@@ -239,6 +239,12 @@ def markdown(results):
     lines.append("")
     for key, measure in results["measures"].items():
         lines += table_lines(key, measure, meta["pinned_cpu"])
+    upload = results.get("upload")
+    if upload:
+        lines += ["### Two %d MiB uploads (`upload`)" % upload["size_mib"], "",
+                  "Server peak RSS: %.1f MiB before, %.1f MiB after; %s." % (
+                      upload["peak_before_kib"] / 1024.0, upload["peak_kib"] / 1024.0,
+                      ", ".join("%s %.2f s" % kv for kv in upload["seconds"].items())), ""]
     return "\n".join(lines)
 
 

@@ -23,7 +23,11 @@ this checkout):
   descriptors left after 1000 construct-start-stop cycles (each row in a
   fresh interpreter);
 * ``load_tcp``, ``load_udp``, ``load_http``, ``load_smtp``: 16 clients at
-  once (``benchmarks/bench_load.py``).
+  once (``benchmarks/bench_load.py``);
+* ``upload``: the peak memory of a server taking a 512 MiB upload, framed
+  by Content-Length and then chunked (``benchmarks/bench_upload.py``;
+  ``--upload-mib`` sets the size, 0 skips it; the disk needs that much
+  free).
 
 Each figure is given as min, median and max over the trials, with its
 ratio to the measure's reference row from the same run; throughput also
@@ -237,6 +241,11 @@ def goals(results):
                             "met": r["threads_left"] == 0 and r["fds_left"] <= 0})
                 out.append({"goal": "%s: idle CPU %.2f ms in 2 s" % (cls, r["idle_cpu_ms"]),
                             "ratio": None, "met": r["idle_cpu_ms"] < 2.0})
+    upload = results.get("upload")
+    if upload:
+        peak = upload["peak_kib"] / 1024.0
+        out.append({"goal": "two %d MiB uploads: server peak RSS %.1f MiB < 64 MiB"
+                    % (upload["size_mib"], peak), "ratio": None, "met": peak < 64})
     return basis, out
 
 
@@ -259,6 +268,9 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="comma-separated measure keys (prefixes)")
     parser.add_argument("--no-load", action="store_true", help="skip the 16-client measures")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--upload-mib", type=int, default=None, metavar="MIB",
+                        help="size of each upload of the upload measure "
+                             "(default 512, quick 16; 0 skips it)")
     parser.add_argument("--json", metavar="OUT", help="write every sample to OUT")
     parser.add_argument("--md", metavar="OUT", help="write the markdown report to OUT")
     parser.add_argument("--update-docs", action="store_true",
@@ -299,6 +311,7 @@ def main(argv=None):
             ("--pin %s" % args.pin, args.pin is not None), ("--trials %d" % args.trials, True),
             ("--quick", args.quick), ("--only " + args.only, args.only),
             ("--no-load", args.no_load), ("--clients %d" % args.clients, args.clients != 16),
+            ("--upload-mib %s" % args.upload_mib, args.upload_mib is not None),
             ("--update-docs", args.update_docs)) if on)
     results = {"meta": _harness.describe(args.pin, args.trials, command.strip(),
                                          _peers.versions()),
@@ -306,6 +319,11 @@ def main(argv=None):
     for measure in measures(args, available, skipped):
         log("%s: %d rows x %d trials" % (measure.key, len(measure.rows), measure.trials))
         results["measures"][measure.key] = measure.run(log)
+    upload_mib = args.upload_mib if args.upload_mib is not None else (16 if args.quick else 512)
+    if upload_mib and (not args.only or "upload" in args.only.split(",")):
+        import bench_upload
+        log("upload: two uploads of %d MiB" % upload_mib)
+        results["upload"] = bench_upload.measure(upload_mib)
     results["meta"]["loadavg_end"] = _harness.loadavg()
     results["goals_basis"], results["goals"] = goals(results)
     report = _harness.markdown(results)

@@ -64,7 +64,8 @@ MEASURED = re.compile(
     r"\s*(?:/\s*s\b|per\s+second|a\s+second)"
     r"|\d[\d.]*\s*times\s+(?:test_logging|aiosmtpd|pytest-|the\s+stdlib|http\.server"
     r"|ThreadingHTTPServer|werkzeug)"
-    r"|\d[\d.]*\s*ms\s+per\s+(?:``)?(?:stop|start|cycle|request|message)",
+    r"|\d[\d.]*\s*ms\s+per\s+(?:``)?(?:stop|start|cycle|request|message)"
+    r"|(?:peak|resident\s+set\s+size|RSS)\D{0,60}\d[\d.]*\s*MiB",
     re.I)
 
 
@@ -79,7 +80,8 @@ def test_no_measured_figure_outside_the_blocks(page):
 def test_the_pattern_catches_what_the_docs_used_to_quote():
     for quoted in ["7,000 keep-alive requests\nper second", "5,164 requests/s",
                    "6,646\nmessages/s", "1.9 times test_logging's", "2.5 to 3.3 times pytest-",
-                   "440 ms per ``stop()``"]:
+                   "440 ms per ``stop()``",
+                   "its peak\nresident set size (``ru_maxrss``) was 27.7 MiB"]:
         assert MEASURED.search(quoted), quoted
 
 
@@ -91,6 +93,10 @@ def test_results_come_from_one_pinned_run_with_every_peer(results):
     assert meta["command"].startswith("python3 benchmarks/run_all.py")
     for key in ["date", "python", "machine"]:
         assert meta[key]
+    # A 512 MiB upload, framed either way, costs the server less than 64 MiB.
+    upload = results["upload"]
+    assert upload["size_mib"] >= 512 and upload["requests"] == 2
+    assert upload["peak_kib"] < 64 * 1024
     assert not results["skipped_peers"], results["skipped_peers"]
     for key in ["http_new", "http_keepalive", "smtp", "tcp_new", "udp_burst_500",
                 "udp_burst_10000", "cycle", "stop", "idle", "load_tcp", "load_udp",

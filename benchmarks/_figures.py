@@ -34,7 +34,7 @@ PAGES = {
     "Doc/library/testservers-http.rst": ["upload", "http"],
     "Doc/library/testservers-smtp.rst": ["smtp"],
 }
-REGENERATE = "python3 benchmarks/run_all.py --pin 0 --update-docs"
+REGENERATE = "python3 benchmarks/run_all.py --pin 0 --trials 11 --update-docs"
 
 
 def load(path):

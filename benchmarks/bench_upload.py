@@ -11,8 +11,9 @@ connection, and checks the digest.  The child then reports its peak
 resident set size, beside the figure it had before the first upload, in
 KiB: ``VmHWM`` from ``/proc/self/status``, or where there is none,
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (which on Linux would also
-count the parent's image the child was forked from).  The body goes through a temporary file (the server spools bodies
-above its ``spool_threshold``, 1 MiB): the disk needs *size* MiB free.
+count the parent's image the child was forked from).  The body goes
+through a temporary file (the server spools bodies above its
+``spool_threshold``, 1 MiB): the disk needs *size* MiB free.
 
 Bounded: one upload of each framing, a time cap per upload, loopback only.
 """

@@ -715,7 +715,8 @@ def test_the_request_object_of_a_callable_handler_has_http_servers_attributes(ma
                      request.path, request.request_version, request.headers["X-N"],
                      request.headers is request.record.headers, request.rfile.read()))
         request.headers = "set by the handler"
-        seen.append(request.headers)
+        request.raw_requestline = b"set\r\n"
+        seen.append((request.headers, request.raw_requestline))
         request.respond(200, body=b"ok")
 
     server = make(handler)
@@ -727,7 +728,7 @@ def test_the_request_object_of_a_callable_handler_has_http_servers_attributes(ma
     conn.close()
     assert seen == [
         ("POST /p?1 HTTP/1.1", b"POST /p?1 HTTP/1.1\r\n", "POST", "/p?1", "HTTP/1.1", "1",
-         True, b"one"), "set by the handler",
+         True, b"one"), ("set by the handler", b"set\r\n"),
         ("POST /p?2 HTTP/1.1", b"POST /p?2 HTTP/1.1\r\n", "POST", "/p?2", "HTTP/1.1", "2",
-         True, b""), "set by the handler"]
+         True, b""), ("set by the handler", b"set\r\n")]
     assert [r.headers["X-N"] for r in server.requests] == ["1", "2"]

@@ -235,13 +235,21 @@ class _RequestHandler(_Adapter):
     def rfile(self, value):
         self._stream = value
 
+    _raw_line = None        # raw_requestline, when something set it
+
     @property
     def raw_requestline(self):
         """The request line as it was sent, with its CRLF."""
+        if self._raw_line is not None:
+            return self._raw_line
         head = self._pump.head
         raw = head.raw if head is not None else b""
         end = raw.find(b"\r\n")
         return raw[:end + 2] if end >= 0 else raw
+
+    @raw_requestline.setter
+    def raw_requestline(self, value):
+        self._raw_line = value
 
     @property
     def requestline(self):
@@ -291,7 +299,7 @@ class _RequestHandler(_Adapter):
             return False
         head = pump.head
         self.command, self.path, self.request_version = head.method, head.target, head.version
-        self._line = None           # requestline, from the head when asked for
+        self._line = self._raw_line = None      # from the head, when asked for
         self.close_connection = head.close
         pump.start_response(connection_value(head.version, head.close))
         self.record = pump.record

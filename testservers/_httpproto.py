@@ -21,7 +21,8 @@ from ._httpevents import (  # noqa: F401 (the core's names, imported from here)
     MAX_HEADER_SIZE, MAX_HEADERS, MAX_REQUEST_LINE, NEED_DATA, PAUSED, RAW,
     REQUEST_TIMEOUT, UNFRAMED, ConnectionClosed, Data, Deadline, EndOfMessage, Rejected,
     RequestHead, _CHUNK_SIZE, _DIGITS, _MAX_EMPTY_LINES, _METHOD_PEEK, _NOT_TCHAR, _OWS,
-    _PLAIN_HEAD, _REQUEST_LINE, _TOKEN, _bad_target, _diagnose, connection_value, response_framing)
+    _PLAIN_HEAD, _REQUEST_LINE, _TOKEN, _bad_target, _diagnose, connection_value,
+    response_framing)
 
 __all__ = []
 

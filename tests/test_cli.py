@@ -50,13 +50,21 @@ class Child:
     costs time when the child hangs.
     """
 
-    def __init__(self, args, timeout=TIMEOUT):
+    def __init__(self, args, timeout=TIMEOUT, sigint=signal.default_int_handler):
         self.timeout = timeout
         env = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-X", "dev", "-X", "faulthandler", "-W", "error"] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
-            universal_newlines=True, encoding="utf-8")
+        # A child inherits an ignored SIGINT, and the sink keeps it ignored,
+        # as it should under nohup: a test run that is itself a background
+        # job of a shell would see no Ctrl-C reach its sinks.  The child
+        # gets *sigint* (exec turns a handler into the default action).
+        previous = signal.signal(signal.SIGINT, sigint)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-X", "dev", "-X", "faulthandler", "-W", "error"] + list(args),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+                universal_newlines=True, encoding="utf-8")
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if hasattr(resource, "prlimit"):      # Linux
             # SIGABRT prints the tracebacks; it is not worth a core file.
             resource.prlimit(self.proc.pid, resource.RLIMIT_CORE, (0, 0))
@@ -143,8 +151,8 @@ class Child:
 class Sink(Child):
     """A `python -m testservers ...` child; ``port`` is where it listens."""
 
-    def __init__(self, *args, timeout=TIMEOUT):
-        super().__init__(["-m", "testservers"] + list(args), timeout)
+    def __init__(self, *args, timeout=TIMEOUT, sigint=signal.default_int_handler):
+        super().__init__(["-m", "testservers"] + list(args), timeout, sigint)
         try:
             first = self.expect(r"listening on")
         except BaseException:
@@ -392,6 +400,18 @@ def test_ctrl_c_exits_zero():
     with Sink("udp") as sink:
         sink.proc.send_signal(signal.SIGINT)
         assert sink.wait("exit after SIGINT") == 0
+        assert sink.stderr == ""
+
+
+def test_an_ignored_sigint_stays_ignored():
+    # As under nohup: the sink keeps the SIGINT it inherited ignored, and a
+    # datagram sent after one is still printed; SIGTERM still ends it.
+    with Sink("udp", sigint=signal.SIG_IGN) as sink:
+        sink.proc.send_signal(signal.SIGINT)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"still here", ("127.0.0.1", sink.port))
+        sink.expect(r"still here")
+        assert sink.terminate() == 0
         assert sink.stderr == ""
 
 

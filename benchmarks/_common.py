@@ -24,13 +24,14 @@ def import_test_logging(need="TestTCPServer"):
 
 
 class Threaded:
-    """A socketserver server served on a thread, with start() and stop()."""
+    """A socketserver server served on a thread, with start() and stop();
+    *poll* is its serve_forever() poll_interval."""
 
-    def __init__(self, server):
+    def __init__(self, server, poll=0.05):
         server.daemon_threads = True
         self.server = server
         self.port = server.server_address[1]
-        self.thread = threading.Thread(target=server.serve_forever, args=(0.05,))
+        self.thread = threading.Thread(target=server.serve_forever, args=(poll,))
 
     def start(self):
         self.thread.start()

@@ -24,7 +24,7 @@ import threading
 import time
 import warnings
 
-from _common import import_test_logging
+from _common import Threaded, import_test_logging
 
 import testservers  # noqa: E402
 
@@ -109,26 +109,6 @@ class Ours:
         self.server.stop()
 
 
-class Threaded:
-    """A socketserver server on a thread, serve_forever(poll_interval)."""
-
-    def __init__(self, server, counter=None, poll=POLL):
-        server.daemon_threads = True
-        server.counter = counter
-        self.server, self.port, self.poll = server, server.server_address[1], poll
-        self.thread = None
-
-    def start(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(self.poll,))
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 class TestLogging:
     """A test_logging helper: start(), ready (not on SMTP), stop(), server_close()."""
 
@@ -185,14 +165,18 @@ def ours(kind, **options):
 
 def stdlib(kind, nodelay=True):
     if kind == "http":
+        cls = http.server.ThreadingHTTPServer
         handler = StdlibHTTPNoDelayHandler if nodelay else StdlibHTTPHandler
-        return lambda counter: Threaded(
-            http.server.ThreadingHTTPServer((HOST, 0), handler), counter)
-    if kind == "tcp":
-        return lambda counter: Threaded(
-            socketserver.ThreadingTCPServer((HOST, 0), StdlibTCPHandler), counter)
-    return lambda counter: Threaded(
-        socketserver.ThreadingUDPServer((HOST, 0), StdlibUDPHandler), counter)
+    elif kind == "tcp":
+        cls, handler = socketserver.ThreadingTCPServer, StdlibTCPHandler
+    else:
+        cls, handler = socketserver.ThreadingUDPServer, StdlibUDPHandler
+
+    def make(counter):
+        server = cls((HOST, 0), handler)
+        server.counter = counter        # what the handlers count with
+        return Threaded(server, POLL)
+    return make
 
 
 def test_logging_row(kind, poll=POLL):
